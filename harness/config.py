@@ -1,0 +1,165 @@
+"""Model configurations and the size presets of cases/sizes.toml."""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+from harness.errors import BadInput
+
+CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
+SIZES_TOML = CASES_DIR / "sizes.toml"
+
+FAMILIES = ("bert", "gpt2")
+ACTIVATIONS = {"bert": "gelu", "gpt2": "gelu_new"}  # erf GELU for BERT, tanh GELU for GPT-2
+_ROW_KEYS = {"hidden", "layers", "heads", "ffn", "vocab", "positions", "type_vocab", "eps", "act",
+             "initializer_range"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    family: str          # "bert" | "gpt2"
+    hidden: int          # d
+    layers: int          # L
+    heads: int           # H
+    ffn: int             # F
+    vocab: int
+    positions: int
+    type_vocab: int      # BERT token types; 0 for GPT-2
+    eps: float           # LayerNorm epsilon
+    act: str             # "gelu" (erf) | "gelu_new" (tanh)
+    initializer_range: float = 0.02
+    name: str = ""       # preset name, informational only
+
+    def __post_init__(self):
+        where = f"model config {self.name or '(unnamed)'} ({self.family})"
+        if self.family not in FAMILIES:
+            raise BadInput(f"{where}: unknown model family {self.family!r}",
+                           f"use one of: {', '.join(FAMILIES)}")
+        for key in ("hidden", "layers", "heads", "ffn", "vocab", "positions"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise BadInput(f"{where}: {key} must be a positive integer, got {value!r}",
+                               f"set {key} to a positive integer")
+        if self.hidden % self.heads:
+            raise BadInput(f"{where}: hidden {self.hidden} is not a multiple of heads {self.heads}",
+                           "choose heads so that hidden / heads is the (integer) head size")
+        if self.act != ACTIVATIONS[self.family]:
+            raise BadInput(f"{where}: activation {self.act!r} is not {self.family}'s "
+                           f"{ACTIVATIONS[self.family]!r}",
+                           f"set act = {ACTIVATIONS[self.family]!r}")
+        if not (isinstance(self.eps, float) and 0 < self.eps < 1):
+            raise BadInput(f"{where}: LayerNorm eps must be a float in (0, 1), got {self.eps!r}",
+                           "set eps (BERT 1e-12, GPT-2 1e-5)")
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden // self.heads
+
+    def n_params(self) -> int:
+        from harness.names import param_shapes
+        total = 0
+        for shape in param_shapes(self).values():
+            n = 1
+            for s in shape:
+                n *= s
+            total += n
+        return total
+
+    # -- Hugging Face config.json ------------------------------------------------
+    def to_hf(self) -> dict:
+        if self.family == "bert":
+            return {
+                "architectures": ["BertModel"], "model_type": "bert",
+                "hidden_size": self.hidden, "num_hidden_layers": self.layers,
+                "num_attention_heads": self.heads, "intermediate_size": self.ffn,
+                "vocab_size": self.vocab, "max_position_embeddings": self.positions,
+                "type_vocab_size": self.type_vocab, "layer_norm_eps": self.eps,
+                "hidden_act": self.act, "initializer_range": self.initializer_range,
+                "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+                "pad_token_id": 0, "position_embedding_type": "absolute",
+            }
+        return {
+            "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
+            "n_embd": self.hidden, "n_layer": self.layers, "n_head": self.heads,
+            "n_inner": self.ffn, "vocab_size": self.vocab, "n_positions": self.positions,
+            "n_ctx": self.positions, "layer_norm_epsilon": self.eps,
+            "activation_function": self.act, "initializer_range": self.initializer_range,
+            "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
+            "tie_word_embeddings": True, "scale_attn_weights": True,
+            "bos_token_id": 50256 if self.vocab > 50256 else 0,
+            "eos_token_id": 50256 if self.vocab > 50256 else 0,
+        }
+
+    @classmethod
+    def from_hf(cls, hf: dict, source: str = "config.json") -> "ModelConfig":
+        model_type = hf.get("model_type")
+        try:
+            if model_type == "bert":
+                return cls(family="bert", hidden=hf["hidden_size"], layers=hf["num_hidden_layers"],
+                           heads=hf["num_attention_heads"], ffn=hf["intermediate_size"],
+                           vocab=hf["vocab_size"], positions=hf["max_position_embeddings"],
+                           type_vocab=hf.get("type_vocab_size", 2),
+                           eps=float(hf.get("layer_norm_eps", 1e-12)),
+                           act=hf.get("hidden_act", "gelu"),
+                           initializer_range=float(hf.get("initializer_range", 0.02)), name=source)
+            if model_type == "gpt2":
+                ffn = hf.get("n_inner") or 4 * hf["n_embd"]
+                return cls(family="gpt2", hidden=hf["n_embd"], layers=hf["n_layer"], heads=hf["n_head"],
+                           ffn=ffn, vocab=hf["vocab_size"], positions=hf["n_positions"], type_vocab=0,
+                           eps=float(hf.get("layer_norm_epsilon", 1e-5)),
+                           act=hf.get("activation_function", "gelu_new"),
+                           initializer_range=float(hf.get("initializer_range", 0.02)), name=source)
+        except KeyError as e:
+            raise BadInput(f"{source}: missing key {e.args[0]!r} for a {model_type} config",
+                           "write a complete Hugging Face config.json") from None
+        raise BadInput(f"{source}: model_type {model_type!r} is not supported",
+                       "use a bert or gpt2 config.json")
+
+
+def load_presets(path: Path = SIZES_TOML) -> dict[str, dict[str, ModelConfig]]:
+    """Parse sizes.toml into {family: {preset: ModelConfig}}; errors name the file and key."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise BadInput(f"{path}: presets file not found", "restore cases/sizes.toml") from None
+    except tomllib.TOMLDecodeError as e:
+        raise BadInput(f"{path}: not valid TOML: {e}", "fix the syntax at that line") from None
+    defaults = data.get("defaults", {})
+    unknown = set(data) - {"defaults", *FAMILIES}
+    if unknown:
+        raise BadInput(f"{path}: unknown section(s) {sorted(unknown)}",
+                       f"sections are: defaults, {', '.join(FAMILIES)}")
+    presets: dict[str, dict[str, ModelConfig]] = {}
+    for family in FAMILIES:
+        base = defaults.get(family, {})
+        presets[family] = {}
+        for name, row in data.get(family, {}).items():
+            if not isinstance(row, dict):
+                raise BadInput(f"{path}: [{family}] {name} must be a table of sizes",
+                               "write it as name = { hidden = ..., layers = ..., heads = ..., ffn = ... }")
+            merged = {**base, **row}
+            bad = set(merged) - _ROW_KEYS
+            if bad:
+                raise BadInput(f"{path}: [{family}] {name}: unknown key(s) {sorted(bad)}",
+                               f"valid keys: {', '.join(sorted(_ROW_KEYS))}")
+            missing = _ROW_KEYS - {"initializer_range"} - set(merged)
+            if missing:
+                raise BadInput(f"{path}: [{family}] {name}: missing key(s) {sorted(missing)}",
+                               "add them to the row or to [defaults." + family + "]")
+            try:
+                presets[family][name] = ModelConfig(family=family, name=f"{family} {name}", **merged)
+            except BadInput as e:
+                raise BadInput(f"{path}: [{family}] {name}: {e.what}", e.fix) from None
+    return presets
+
+
+def preset(family: str, name: str) -> ModelConfig:
+    presets = load_presets()
+    if family not in presets:
+        raise BadInput(f"unknown model family {family!r}", f"use one of: {', '.join(FAMILIES)}")
+    if name not in presets[family]:
+        raise BadInput(f"unknown {family} preset {name!r}",
+                       f"use one of: {', '.join(presets[family])} (cases/sizes.toml)")
+    return presets[family][name]
