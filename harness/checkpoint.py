@@ -1,0 +1,225 @@
+"""Checkpoint files, framework-neutral: read any supported format into numpy, write
+safetensors atomically, and check a state against the tensor table of a config.
+
+Formats: a Hugging Face folder (config.json + model.safetensors), a .safetensors
+file, a MindSpore .ckpt (read through mindspore, imported only then), and a
+PyTorch pickle .bin/.pth (read with torch.load(weights_only=True) only).
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from harness.config import ModelConfig
+from harness.errors import BadInput
+from harness.names import IGNORED_BUFFERS, param_shapes
+
+SAFETENSORS_NAME = "model.safetensors"
+CKPT_NAME = "model.ckpt"
+CONFIG_NAME = "config.json"
+_ST_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.int64): "I64",
+              np.dtype(np.int32): "I32", np.dtype(np.float64): "F64"}
+
+
+# -- atomic writes ----------------------------------------------------------------
+@contextmanager
+def atomic_path(final: Path):
+    """Yield a temporary path beside `final`; on success fsync and rename it into place.
+
+    On any error (or KeyboardInterrupt) the temporary file is removed, so no partial
+    file ever carries the final name and an earlier file of that name is untouched.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # the temporary name keeps the final suffix: MindSpore appends ".ckpt" to names without it
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial" + final.suffix, dir=final.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+        dir_fd = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None,
+                      on_tensor: Callable[[str, int], None] | None = None) -> int:
+    """Write `tensors` (name -> C-contiguous numpy array) as one safetensors file.
+
+    Streams tensor by tensor (no second copy of the model in memory) in the given
+    order, so equal inputs give byte-identical files. Aliased arrays (a stacked
+    layer shared by several names) are written once per name, as the format needs.
+    Returns the number of bytes written.
+    """
+    header: dict[str, object] = {"__metadata__": dict(metadata or {"format": "pt"})}
+    offset = 0
+    for name, arr in tensors.items():
+        if arr.dtype not in _ST_DTYPES:
+            raise BadInput(f"{path}: tensor {name} has dtype {arr.dtype}, which this writer does not support",
+                           "convert it to float32")
+        header[name] = {"dtype": _ST_DTYPES[arr.dtype], "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + arr.nbytes]}
+        offset += arr.nbytes
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(head)))
+        f.write(head)
+        for name, arr in tensors.items():
+            f.write(memoryview(np.ascontiguousarray(arr)).cast("B"))
+            if on_tensor:
+                on_tensor(name, arr.nbytes)
+    return 8 + len(head) + offset
+
+
+# -- reading --------------------------------------------------------------------
+def resolve(path: Path) -> tuple[Path, Path | None]:
+    """Map a user path to (weights file, config.json or None); errors name the path."""
+    path = Path(path)
+    if not path.exists():
+        raise BadInput(f"{path}: no such file or folder", "check the path (a model folder, .safetensors, .ckpt)")
+    if path.is_dir():
+        for name in (SAFETENSORS_NAME, CKPT_NAME, "pytorch_model.bin"):
+            if (path / name).is_file():
+                cfg = path / CONFIG_NAME
+                return path / name, cfg if cfg.is_file() else None
+        raise BadInput(f"{path}: folder holds no {SAFETENSORS_NAME}, {CKPT_NAME} or pytorch_model.bin",
+                       "point at a model folder written by this tool or by Hugging Face")
+    cfg = path.parent / CONFIG_NAME
+    return path, cfg if cfg.is_file() else None
+
+
+def read_config(path: Path) -> ModelConfig:
+    try:
+        hf = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise BadInput(f"{path}: cannot read config: {e}", "write a valid Hugging Face config.json") from None
+    if not isinstance(hf, dict):
+        raise BadInput(f"{path}: config is not a JSON object", "write a valid Hugging Face config.json")
+    return ModelConfig.from_hf(hf, source=str(path))
+
+
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+    try:
+        return load_file(str(path))
+    except (SafetensorError, ValueError, OSError) as e:
+        raise BadInput(f"{path}: not a readable safetensors file: {e}",
+                       "the file is truncated or corrupt; write it again") from None
+
+
+def _read_ckpt(path: Path) -> dict[str, np.ndarray]:
+    import mindspore as ms
+    try:
+        params = ms.load_checkpoint(str(path))
+    except Exception as e:  # MindSpore raises ValueError/RuntimeError/protobuf errors alike
+        raise BadInput(f"{path}: not a readable MindSpore checkpoint: {type(e).__name__}: {str(e)[:200]}",
+                       "the file is truncated or corrupt; write it again") from None
+    return {name: p.asnumpy() for name, p in params.items()}
+
+
+def _read_pickle(path: Path) -> dict[str, np.ndarray]:
+    import torch
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise BadInput(f"{path}: refused or unreadable PyTorch pickle: {type(e).__name__}: {str(e)[:200]}",
+                       "only plain tensor state dicts load (weights_only=True); convert to safetensors") from None
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise BadInput(f"{path}: pickle does not hold a flat name -> tensor dict",
+                       "save model.state_dict() or convert to safetensors")
+    return {k: v.detach().numpy() for k, v in obj.items()}
+
+
+def read_tensors(path: Path) -> dict[str, np.ndarray]:
+    """Raw tensors of a weights file, by suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        return _read_safetensors(path)
+    if suffix == ".ckpt":
+        return _read_ckpt(path)
+    if suffix in (".bin", ".pth", ".pt"):
+        return _read_pickle(path)
+    raise BadInput(f"{path}: unknown checkpoint format {suffix!r}",
+                   "use .safetensors, .ckpt, .bin/.pth, or a model folder")
+
+
+def check_state(state: dict[str, np.ndarray], cfg: ModelConfig, source: str,
+                allow_nonfinite: bool = False) -> dict[str, np.ndarray]:
+    """Return `state` restricted to cfg's tensors, in table order, or raise naming the tensor."""
+    expected = param_shapes(cfg)
+    state = {k: v for k, v in state.items() if k not in IGNORED_BUFFERS}
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise BadInput(f"{source}: missing tensor {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+                       f"the checkpoint does not match the {cfg.family} config "
+                       f"(hidden {cfg.hidden}, layers {cfg.layers}); use the matching config or checkpoint")
+    extra = [k for k in state if k not in expected]
+    if extra:
+        raise BadInput(f"{source}: unexpected tensor {extra[0]}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""),
+                       f"the checkpoint holds tensors a {cfg.family} model of this config does not have")
+    out = {}
+    for name, shape in expected.items():
+        arr = state[name]
+        if tuple(arr.shape) != tuple(shape):
+            raise BadInput(f"{source}: tensor {name} has shape {tuple(arr.shape)}, expected {tuple(shape)}",
+                           "the checkpoint and config.json disagree; use the matching pair")
+        if arr.dtype != np.float32:
+            raise BadInput(f"{source}: tensor {name} has dtype {arr.dtype}, expected float32",
+                           "convert the checkpoint to float32")
+        if not allow_nonfinite and not np.isfinite(arr).all():
+            raise BadInput(f"{source}: tensor {name} holds NaN or Inf values",
+                           "fix the checkpoint, or pass --allow-nonfinite to proceed anyway")
+        out[name] = arr
+    return out
+
+
+def load_checkpoint(path: Path, cfg: ModelConfig | None = None,
+                    allow_nonfinite: bool = False) -> tuple[ModelConfig, dict[str, np.ndarray]]:
+    """(config, numpy state) of any supported checkpoint; config from config.json unless given."""
+    weights, cfg_path = resolve(path)
+    if cfg is None:
+        if cfg_path is None:
+            raise BadInput(f"{weights}: no config.json beside it", "put the model's config.json in the same folder")
+        cfg = read_config(cfg_path)
+    state = check_state(read_tensors(weights), cfg, str(weights), allow_nonfinite)
+    return cfg, state
+
+
+def write_model_folder_config(out_dir: Path, cfg: ModelConfig) -> None:
+    write_json(Path(out_dir) / CONFIG_NAME, cfg.to_hf())
+
+
+def sha256(path: Path, chunk: int = 1 << 24) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+

@@ -1,0 +1,194 @@
+"""Command line: `python -m harness {init,expand,infer} ...`.
+
+Exit codes: 0 ok, 1 checks failed, 2 bad input (the message names what and how to fix).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from harness.errors import BadInput  # noqa: E402
+
+METHODS = ("fpi", "aki")
+SAMPLINGS = ("paper", "balanced")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", help="write a seeded random model of a preset (safetensors + .ckpt)")
+    init.add_argument("--model", required=True, help="bert | gpt2")
+    init.add_argument("--size", required=True, help="preset name in cases/sizes.toml (e.g. small, base)")
+    init.add_argument("--seed", type=int, default=0)
+    init.add_argument("--framework", default="both", help="pt (HF folder) | ms (.ckpt) | both (default)")
+    init.add_argument("--out", required=True, type=Path, help="output folder")
+
+    ex = sub.add_parser("expand", help="grow a model with bert2BERT FPI / AKI (width and depth)")
+    ex.add_argument("--model", required=True, help="bert | gpt2")
+    ex.add_argument("--src", help="source preset (default: the config.json of --src-ckpt)")
+    ex.add_argument("--dst", required=True, help="target preset")
+    ex.add_argument("--method", default="fpi", help="fpi | aki (default fpi)")
+    ex.add_argument("--sampling", default="paper", help="paper | balanced (default paper)")
+    ex.add_argument("--framework", default="both", help="pt | ms | both (default)")
+    ex.add_argument("--src-ckpt", type=Path, help="source checkpoint (folder, .safetensors, .ckpt, .bin); "
+                    "default: drawn from --seed as `init` does")
+    ex.add_argument("--seed", type=int, default=0, help="seed of the plan (and of the source if drawn)")
+    ex.add_argument("--allow-nonfinite", action="store_true", help="accept NaN/Inf in the source")
+    ex.add_argument("--out", required=True, type=Path, help="output folder")
+
+    inf = sub.add_parser("infer", help="print the sentence embedding of a checkpoint")
+    inf.add_argument("--sentence", required=True)
+    inf.add_argument("--ckpt", required=True, type=Path, help="model folder or weights file with config.json beside it")
+    inf.add_argument("--framework", default="pt", help="pt | ms (default pt)")
+    inf.add_argument("--tokenizer", type=Path, help="tokenizer.json (default: the checkpoint's own, else MiniLM's)")
+    return p
+
+
+def _choice(value: str, valid: tuple[str, ...], what: str) -> str:
+    if value not in valid:
+        raise BadInput(f"unknown {what} {value!r}", f"use one of: {', '.join(valid)}")
+    return value
+
+
+def _frameworks(value: str) -> tuple[str, ...]:
+    from harness.frameworks import FRAMEWORKS
+    return FRAMEWORKS if value == "both" else (_choice(value, FRAMEWORKS + ("both",), "framework"),)
+
+
+def cmd_init(args) -> int:
+    from harness import frameworks
+    from harness.config import preset
+    from harness.init import init_state
+    cfg = preset(args.model, args.size)
+    arrays = init_state(cfg, args.seed)
+    for name in _frameworks(args.framework):
+        fw = frameworks.load(name)
+        path = fw.io.save(args.out, cfg, {k: fw.io.to_tensor(v) for k, v in arrays.items()})
+        print(f"{fw.title}: wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {cfg.n_params():,} params)")
+    return 0
+
+
+def cmd_expand(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from harness import frameworks, pipeline
+    from harness.checkpoint import read_config, resolve, write_json
+    from harness.config import preset
+    from harness.plan import build_plan
+    from harness.recipe import compile_recipes, provenance
+
+    console = Console(stderr=True)
+    _choice(args.method, METHODS, "method")
+    _choice(args.sampling, SAMPLINGS, "sampling")
+    fws = _frameworks(args.framework)
+    if args.src_ckpt is not None:
+        _, cfg_path = resolve(args.src_ckpt)
+        if cfg_path is None and args.src is None:
+            raise BadInput(f"{args.src_ckpt}: no config.json beside it and no --src preset",
+                           "put the config.json beside the checkpoint or name its preset with --src")
+        src_cfg = read_config(cfg_path) if cfg_path is not None else preset(args.model, args.src)
+    elif args.src is None:
+        raise BadInput("expand needs a source: --src PRESET or --src-ckpt PATH", "add one of them")
+    else:
+        src_cfg = preset(args.model, args.src)
+    if src_cfg.family != args.model:
+        raise BadInput(f"source is a {src_cfg.family} model but --model is {args.model}", "make them agree")
+    dst_cfg = preset(args.model, args.dst)
+
+    start = time.perf_counter()
+    plan = build_plan(src_cfg, dst_cfg, args.method, args.sampling, args.seed)
+    recipes = compile_recipes(plan)
+    plan_seconds = time.perf_counter() - start
+
+    rows = []
+    for name in fws:
+        fw = frameworks.load(name)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=True) as bar:
+            task = bar.add_task(f"{fw.title}: loading source", total=None)
+            src_state, load_s = pipeline.load_source(name, src_cfg, args.src_ckpt, args.seed, args.allow_nonfinite)
+            bar.update(task, description=f"{fw.title}: expanding", total=len(recipes), completed=0)
+            result = pipeline.grow(name, recipes, src_state, dst_cfg, None,
+                                   on_tensor=lambda stage, t: bar.advance(task))
+            bar.update(task, description=f"{fw.title}: saving", total=None)
+            save_start = time.perf_counter()
+            path = fw.io.save(args.out, dst_cfg, result.state)
+            result.seconds["save"] = time.perf_counter() - save_start
+        rows.append((fw.title, load_s, plan_seconds, result.seconds["expand"], result.seconds["save"], path))
+        del src_state, result
+
+    log = {"plan": json.loads(plan.to_json()), "tensors": provenance(plan, recipes),
+           "seconds": {r[0]: dict(zip(pipeline.STAGES, r[1:5])) for r in rows}}
+    write_json(args.out / "plan.json", log)
+
+    table = Table(title=f"{args.model} {src_cfg.name or 'source'} -> {args.dst}, {args.method}/{args.sampling}, "
+                        f"seed {args.seed}: {src_cfg.n_params():,} -> {dst_cfg.n_params():,} params")
+    for col in ("framework", "load s", "plan s", "expand s", "save s", "file", "MB"):
+        table.add_column(col, justify="right" if col.endswith(("s", "MB")) else "left")
+    for title, load_s, plan_s, exp_s, save_s, path in rows:
+        table.add_row(title, f"{load_s:.2f}", f"{plan_s:.2f}", f"{exp_s:.2f}", f"{save_s:.2f}",
+                      str(path), f"{path.stat().st_size / 1e6:.1f}")
+    Console().print(table)
+    print(f"plan and provenance: {args.out / 'plan.json'}")
+    return 0
+
+
+def cmd_infer(args) -> int:
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    from harness import frameworks
+    from harness.checkpoint import load_checkpoint, resolve
+    from harness.tokenizer import minilm_dir
+
+    fw = frameworks.load(_choice(args.framework, ("pt", "ms"), "framework"))
+    weights, _ = resolve(args.ckpt)
+    cfg, arrays = load_checkpoint(args.ckpt)
+    own = weights.parent / "tokenizer.json"
+    tok_path = args.tokenizer or (own if own.is_file() else minilm_dir() / "tokenizer.json")
+    if not Path(tok_path).is_file():
+        raise BadInput(f"{tok_path}: tokenizer file not found", "pass --tokenizer PATH/tokenizer.json")
+    tokenizer = Tokenizer.from_file(str(tok_path))
+    ids = np.array([tokenizer.encode(args.sentence).ids], dtype=np.int64)
+    if ids.max() >= cfg.vocab:
+        raise BadInput(f"token id {int(ids.max())} of tokenizer {tok_path} is outside the model's vocabulary "
+                       f"({cfg.vocab})", "use the tokenizer that belongs to this model (--tokenizer)")
+    if ids.shape[1] > cfg.positions:
+        raise BadInput(f"the sentence has {ids.shape[1]} tokens, the model at most {cfg.positions}",
+                       "use a shorter sentence")
+    model = fw.models.build_model(cfg)
+    fw.models.load_numpy_state(model, arrays)
+    out = fw.models.run_forward(model, ids, np.ones_like(ids))
+    emb = out["last_hidden_state"][0].mean(axis=0)
+    print(f"model: {cfg.family}, hidden {cfg.hidden}, layers {cfg.layers}, from {weights} ({fw.title})")
+    print(f"tokenizer: {tok_path}" + ("" if tok_path == own or args.tokenizer else " (MiniLM's; the checkpoint has none)"))
+    print(f"tokens: {ids.shape[1]}  ids: {ids[0].tolist()}")
+    print(f"sentence embedding (mean of last hidden state over tokens): shape {emb.shape}, "
+          f"L2 norm {np.linalg.norm(emb):.6f}")
+    print("first values: " + " ".join(f"{v:+.6f}" for v in emb[:8]))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {"init": cmd_init, "expand": cmd_expand, "infer": cmd_infer}[args.command]
+    try:
+        return handler(args)
+    except BadInput as e:
+        print(f"error: {e.what}", file=sys.stderr)
+        if e.fix:
+            print(f"  fix: {e.fix}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: no partial file was left under a final name", file=sys.stderr)
+        return 130

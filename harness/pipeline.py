@@ -1,0 +1,59 @@
+"""One growth run of one framework, stage by stage and timed: the CLI and the tests share it."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from harness import frameworks
+from harness.config import ModelConfig
+from harness.init import init_state
+
+STAGES = ("load", "plan", "expand", "save")
+
+
+@dataclasses.dataclass
+class GrowResult:
+    framework: str
+    state: dict                          # target state, framework tensors
+    seconds: dict[str, float]            # per stage
+    weights_path: Path | None = None
+    weights_bytes: int = 0
+
+
+def load_source(framework: str, src_cfg: ModelConfig, src_ckpt: Path | None, seed: int,
+                allow_nonfinite: bool = False) -> tuple[dict, float]:
+    """Source state in framework tensors (from a checkpoint, or drawn from the seed) and seconds taken."""
+    fw = frameworks.load(framework)
+    start = time.perf_counter()
+    if src_ckpt is not None:
+        _, state = fw.io.load(src_ckpt, src_cfg, allow_nonfinite)
+    else:
+        state = {name: fw.io.to_tensor(a) for name, a in init_state(src_cfg, seed).items()}
+    return state, time.perf_counter() - start
+
+
+def grow(framework: str, recipes: list, src_state: dict, dst_cfg: ModelConfig, out_dir: Path | None,
+         on_tensor: Callable[[str, str], None] | None = None) -> GrowResult:
+    """Expand src_state by the recipes and (if out_dir) save; times expand and save."""
+    fw = frameworks.load(framework)
+    seconds = {}
+    start = time.perf_counter()
+    cb = (lambda name: on_tensor("expand", name)) if on_tensor else None
+    state = fw.expand.expand(src_state, recipes, on_tensor=cb)
+    seconds["expand"] = time.perf_counter() - start
+    result = GrowResult(framework, state, seconds)
+    if out_dir is not None:
+        start = time.perf_counter()
+        result.weights_path = fw.io.save(out_dir, dst_cfg, state)
+        seconds["save"] = time.perf_counter() - start
+        result.weights_bytes = result.weights_path.stat().st_size
+    return result
+
+
+def to_numpy_state(framework: str, state: dict) -> dict[str, np.ndarray]:
+    fw = frameworks.load(framework)
+    return {name: fw.io.to_numpy(t) for name, t in state.items()}

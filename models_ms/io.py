@@ -1,0 +1,55 @@
+"""Checkpoints of MindSpore states: config.json + a MindSpore model.ckpt.
+
+Reading goes through harness.checkpoint (any supported format, checked against the
+config's tensor table), then wraps the numpy arrays without copying.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harness.checkpoint import CKPT_NAME, CONFIG_NAME, atomic_path, load_checkpoint, write_json
+from harness.config import ModelConfig
+from harness.errors import BadInput
+# mirror: framework
+import mindspore as ms
+from mindspore import Tensor
+
+WEIGHTS_NAME = CKPT_NAME
+
+
+def to_tensor(array: np.ndarray) -> Tensor:
+    return Tensor.from_numpy(np.require(array, requirements=["C", "W"]))
+
+
+def to_numpy(tensor: Tensor) -> np.ndarray:
+    return tensor.asnumpy()
+
+
+def _write_weights(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    # save_checkpoint takes a dict of numpy arrays; a dict mixing arrays and Tensors
+    # silently drops entries, so only arrays go in, and the size is checked after.
+    with atomic_path(path) as tmp:
+        ms.save_checkpoint(arrays, str(tmp))
+        written, needed = Path(tmp).stat().st_size, sum(a.nbytes for a in arrays.values())
+        if written < needed:
+            raise BadInput(f"{path}: MindSpore wrote {written} bytes for {needed} bytes of tensors",
+                           "check free disk space and rerun")
+# mirror: end
+
+
+def save(out_dir: Path, cfg: ModelConfig, state: dict[str, Tensor]) -> Path:
+    """Write config.json and the weights into out_dir; return the weights path."""
+    out_dir = Path(out_dir)
+    write_json(out_dir / CONFIG_NAME, cfg.to_hf())
+    path = out_dir / WEIGHTS_NAME
+    _write_weights(path, {name: to_numpy(t) for name, t in state.items()})
+    return path
+
+
+def load(path: Path, cfg: ModelConfig | None = None,
+         allow_nonfinite: bool = False) -> tuple[ModelConfig, dict[str, Tensor]]:
+    """(config, state) from any supported checkpoint, tensors sharing the file's memory."""
+    cfg, arrays = load_checkpoint(path, cfg, allow_nonfinite)
+    return cfg, {name: to_tensor(a) for name, a in arrays.items()}

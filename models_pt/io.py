@@ -1,0 +1,47 @@
+"""Checkpoints of PyTorch states: a Hugging Face folder (config.json + model.safetensors).
+
+Reading goes through harness.checkpoint (any supported format, checked against the
+config's tensor table), then wraps the numpy arrays without copying.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harness.checkpoint import CONFIG_NAME, SAFETENSORS_NAME, load_checkpoint, write_json, write_safetensors
+from harness.config import ModelConfig
+# mirror: framework
+import torch
+
+Tensor = torch.Tensor
+WEIGHTS_NAME = SAFETENSORS_NAME
+
+
+def to_tensor(array: np.ndarray) -> Tensor:
+    return torch.from_numpy(array)
+
+
+def to_numpy(tensor: Tensor) -> np.ndarray:
+    return tensor.detach().numpy()
+
+
+def _write_weights(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    write_safetensors(path, arrays, {"format": "pt"})
+# mirror: end
+
+
+def save(out_dir: Path, cfg: ModelConfig, state: dict[str, Tensor]) -> Path:
+    """Write config.json and the weights into out_dir; return the weights path."""
+    out_dir = Path(out_dir)
+    write_json(out_dir / CONFIG_NAME, cfg.to_hf())
+    path = out_dir / WEIGHTS_NAME
+    _write_weights(path, {name: to_numpy(t) for name, t in state.items()})
+    return path
+
+
+def load(path: Path, cfg: ModelConfig | None = None,
+         allow_nonfinite: bool = False) -> tuple[ModelConfig, dict[str, Tensor]]:
+    """(config, state) from any supported checkpoint, tensors sharing the file's memory."""
+    cfg, arrays = load_checkpoint(path, cfg, allow_nonfinite)
+    return cfg, {name: to_tensor(a) for name, a in arrays.items()}
