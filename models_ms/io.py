@@ -1,4 +1,5 @@
-"""Checkpoints of MindSpore states: config.json + a MindSpore model.ckpt.
+"""Checkpoints of this framework's states: config.json + the weights file (WEIGHTS_NAME):
+PyTorch writes a Hugging Face folder (model.safetensors), MindSpore a model.ckpt.
 
 Reading goes through harness.checkpoint (any supported format, checked against the
 config's tensor table), then wraps the numpy arrays without copying.
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.checkpoint import CKPT_NAME, CONFIG_NAME, atomic_path, load_checkpoint, write_json
+from harness.checkpoint import CONFIG_NAME, load_checkpoint, write_json
 from harness.config import ModelConfig
-from harness.errors import BadInput
 # mirror: framework
+from harness.checkpoint import CKPT_NAME, atomic_path
+from harness.errors import BadInput
 import mindspore as ms
 from mindspore import Tensor
 

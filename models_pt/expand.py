@@ -1,4 +1,4 @@
-"""Grow a model by executing the growth plan's recipes on PyTorch tensors.
+"""Grow a model by executing the growth plan's recipes on this framework's tensors.
 
 The plan (harness.plan) holds all randomness and harness.recipe compiles it into
 one recipe per target tensor; this module only executes them: at most one

