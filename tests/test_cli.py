@@ -1,0 +1,104 @@
+"""`python -m harness expand / infer` end to end on tiny presets and the real MiniLM."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from harness.checkpoint import load_checkpoint
+from harness.cli import main
+from harness.names import param_shapes
+from harness.tokenizer import minilm_dir
+
+
+def test_expand_both_frameworks_writes_identical_models_and_provenance(tmp_path, capsys):
+    out = tmp_path / "grown"
+    assert main(["expand", "--model", "gpt2", "--src", "tiny", "--dst", "tiny_wd", "--method", "aki",
+                 "--framework", "both", "--seed", "4", "--out", str(out)]) == 0
+    cfg_pt, pt = load_checkpoint(out / "model.safetensors")
+    cfg_ms, ms = load_checkpoint(out / "model.ckpt")
+    assert cfg_pt == cfg_ms and list(pt) == list(ms) == list(param_shapes(cfg_pt))
+    for name in pt:
+        assert np.array_equal(pt[name], ms[name]), name
+    log = json.loads((out / "plan.json").read_text())
+    assert log["plan"]["method"] == "aki" and log["plan"]["seed"] == 4
+    assert len(log["plan"]["hidden_map"]) == 96
+    tensors = log["tensors"]["tensors"]
+    assert set(tensors) == set(pt)
+    assert tensors["transformer.h.0.mlp.c_fc.weight"]["sources"] == ["transformer.h.0.mlp.c_fc.weight",
+                                                                     "transformer.h.1.mlp.c_fc.weight"]
+    assert set(log["seconds"]) == {"PyTorch", "MindSpore"}
+    assert "expand s" in capsys.readouterr().out
+
+
+def test_minilm_grows_to_768_and_loads_in_stock_transformers(tmp_path, capsys):
+    import torch
+    from transformers import AutoModel
+    out = tmp_path / "minilm768"
+    assert main(["expand", "--model", "bert", "--dst", "minilm2x", "--src-ckpt", str(minilm_dir()),
+                 "--method", "fpi", "--sampling", "balanced", "--framework", "pt", "--out", str(out)]) == 0
+    model = AutoModel.from_pretrained(out)
+    assert model.config.hidden_size == 768 and model.config.num_attention_heads == 24
+    _, grown = load_checkpoint(out)
+    for name, p in model.named_parameters():
+        assert torch.equal(p.detach(), torch.from_numpy(grown[name])), name
+
+
+@pytest.mark.parametrize("framework", ["pt", "ms"])
+def test_infer_prints_sentence_embedding(tmp_path, capsys, framework):
+    assert main(["infer", "--sentence", "I like it", "--ckpt", str(minilm_dir()), "--framework", framework]) == 0
+    text = capsys.readouterr().out
+    assert "shape (384,)" in text and "L2 norm" in text and "[101, 1045, 2066, 2009, 102]" in text
+
+
+def test_infer_agrees_across_frameworks_on_a_grown_model(tmp_path, capsys):
+    out = tmp_path / "g"
+    assert main(["expand", "--model", "bert", "--dst", "minilm2x", "--src-ckpt", str(minilm_dir()),
+                 "--method", "aki", "--out", str(out)]) == 0
+    norms = {}
+    for framework, ckpt in (("pt", out / "model.safetensors"), ("ms", out / "model.ckpt")):
+        capsys.readouterr()
+        assert main(["infer", "--sentence", "I like it", "--ckpt", str(ckpt), "--framework", framework]) == 0
+        text = capsys.readouterr().out
+        assert "MiniLM's; the checkpoint has none" in text
+        norms[framework] = float(text.split("L2 norm ")[1].split()[0])
+    assert abs(norms["pt"] - norms["ms"]) <= 1e-5 * norms["pt"]
+
+
+def test_infer_refuses_ids_outside_the_vocabulary(tmp_path, capsys):
+    assert main(["init", "--model", "bert", "--size", "tiny", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["infer", "--sentence", "Photosynthesis is remarkable", "--ckpt", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "outside the model's vocabulary (1000)" in err and "fix:" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--method", "ffi"], "unknown method 'ffi'"),
+    (["--sampling", "uniform"], "unknown sampling 'uniform'"),
+    (["--framework", "jax"], "unknown framework 'jax'"),
+    (["--dst", "huge"], "unknown bert preset 'huge'"),
+])
+def test_expand_bad_choices_exit_2_listing_valid_ones(tmp_path, capsys, argv, message):
+    base = {"--model": "bert", "--src": "tiny", "--dst": "tiny2x", "--out": str(tmp_path / "o")}
+    for flag, value in zip(argv[::2], argv[1::2]):
+        base[flag] = value
+    args = ["expand"] + [x for kv in base.items() for x in kv]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "use one of" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_expand_to_a_smaller_target_is_refused_before_any_work(tmp_path, capsys):
+    assert main(["expand", "--model", "bert", "--src", "tiny2x", "--dst", "tiny", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "hidden" in err and "128" in err and "64" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_module_entry_point_help():
+    for command in ("init", "expand", "infer"):
+        done = subprocess.run([sys.executable, "-m", "harness", command, "--help"], capture_output=True, text=True)
+        assert done.returncode == 0 and "--out" in done.stdout or "--ckpt" in done.stdout
