@@ -1,0 +1,156 @@
+"""pytest wiring of the parity harness (harness.runner does the work, free of pytest).
+
+- Cases come from cases/cases.toml: every test taking `case` is parametrised with
+  ids = case ids and marks from the row (family, method, slow); each case is its own
+  xdist_group, so `-n 2 --dist loadgroup` never splits one.
+- Items are ordered case by case, so each case is computed once and only the most
+  recent case's rows are held (memory stays bounded).
+- Rows of every computed case are collected; at session end they are written to
+  reports/ (parity.csv, .json, .md); xdist workers write shards that the controller
+  merges. KEEP=1 keeps the grown checkpoints (under reports/grown/).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import report
+from harness.runner import QUANTITIES, CaseFailed, failure_message, run_case
+
+ROOT = Path(__file__).resolve().parent
+REPORTS = Path(os.environ.get("PARITY_REPORTS", ROOT / "reports"))
+
+_rows_key = pytest.StashKey[dict]()   # case id -> rows of its (latest) computation here
+_cases_key = pytest.StashKey[list]()
+
+
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _cases(config):
+    if _cases_key not in config.stash:
+        from harness.cases import load_cases
+        config.stash[_cases_key] = load_cases()
+    return config.stash[_cases_key]
+
+
+def pytest_configure(config):
+    config.stash[_rows_key] = {}
+    if not _is_worker(config):
+        shutil.rmtree(REPORTS / report.SHARDS, ignore_errors=True)   # stale shards of an earlier run
+
+
+def pytest_generate_tests(metafunc):
+    if "case" not in metafunc.fixturenames:
+        return
+    grouped = metafunc.config.pluginmanager.hasplugin("xdist")
+    params = []
+    for case in _cases(metafunc.config):
+        marks = [getattr(pytest.mark, m) for m in case.all_marks]
+        if grouped:
+            marks.append(pytest.mark.xdist_group(case.id))
+        params.append(pytest.param(case, id=case.id, marks=marks))
+    metafunc.parametrize("case", params)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadgroup, grouping parity items by case id from the node id.
+
+    pytest 9.2 ignores the "@group" suffix xdist 3.8 writes into node ids, so xdist_group
+    marks alone no longer group (pytest-dev/pytest-xdist#1386); without this, a case's
+    checks would be split over workers and the case computed once per worker.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+    case_ids = {case.id for case in _cases(config)}
+
+    class CaseScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            param = nodeid[nodeid.rfind("[") + 1:-1] if nodeid.endswith("]") else None
+            return param if param in case_ids else super()._split_scope(nodeid)
+
+    return CaseScheduling(config, log)
+
+
+def _quantity(item) -> str:
+    return item.originalname.removeprefix("test_")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """All checks of a case consecutive (case order from cases.toml, quantity order of QUANTITIES)."""
+    slots = [i for i, item in enumerate(items)
+             if getattr(item, "callspec", None) is not None and "case" in item.callspec.params
+             and _quantity(item) in QUANTITIES]
+    if not slots:
+        return
+    order = {case.id: i for i, case in enumerate(_cases(config))}
+    chosen = sorted((items[i] for i in slots),
+                    key=lambda it: (order[it.callspec.params["case"].id], QUANTITIES.index(_quantity(it))))
+    for slot, item in zip(slots, chosen):
+        items[slot] = item
+
+
+class ParityRun:
+    """Computes each case once; holds only the most recent case's rows."""
+
+    def __init__(self, config, workdir: Path, keep: bool):
+        self.config, self.workdir, self.keep = config, workdir, keep
+        self.case_id, self.rows, self.error = None, [], None
+
+    def rows_of(self, case) -> tuple[list, str | None]:
+        if case.id != self.case_id:
+            self.case_id, self.rows, self.error = case.id, [], None   # free the previous case first
+            try:
+                self.rows = run_case(case, self.workdir, keep=self.keep)
+            except CaseFailed as e:
+                self.rows, self.error = e.rows, str(e)
+            self.config.stash[_rows_key][case.id] = self.rows
+        return self.rows, self.error
+
+    def check(self, case, quantity: str) -> None:
+        rows, error = self.rows_of(case)
+        if error:
+            pytest.fail(f"{case.id}: {quantity}: the case did not complete: {error}", pytrace=False)
+        message = failure_message(case.id, quantity, rows)
+        if message:
+            pytest.fail(message, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def parity(request, tmp_path_factory) -> ParityRun:
+    keep = os.environ.get("KEEP", "") not in ("", "0")
+    workdir = REPORTS / "grown" if keep else tmp_path_factory.mktemp("grown")
+    return ParityRun(request.config, workdir, keep)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    by_case = config.stash.get(_rows_key, {})
+    if _is_worker(config):
+        if by_case:
+            rows = [r for rows in by_case.values() for r in rows]
+            report.write_shard(rows, REPORTS / report.SHARDS / f"{config.workerinput['workerid']}.json")
+        return
+    shards = REPORTS / report.SHARDS
+    if shards.is_dir():   # workers have finished (and written their shards) by now
+        for case, rows in report.merge_shards(shards).items():
+            by_case.setdefault(case, rows)
+        shutil.rmtree(shards, ignore_errors=True)
+        order = {case.id: i for i, case in enumerate(_cases(config))}
+        config.stash[_rows_key] = by_case = dict(sorted(by_case.items(), key=lambda kv: order.get(kv[0], len(order))))
+    if by_case:
+        report.write_reports([r for rows in by_case.values() for r in rows], REPORTS)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    rows = [r for rows in config.stash.get(_rows_key, {}).values() for r in rows]
+    if rows and not _is_worker(config):
+        terminalreporter.write_sep("=", "parity")
+        terminalreporter.write(report.render_console(rows, width=max(terminalreporter._tw.fullwidth, 160)))
+        terminalreporter.write_line(f"reports: {REPORTS}/parity.csv, parity.json, parity.md")

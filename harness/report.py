@@ -1,0 +1,194 @@
+"""Reports rendered from one list of rows: parity.csv (the source of truth), then
+parity.json and parity.md rendered from the CSV as read back, and a console table.
+
+xdist workers each write their rows to a shard (reports/.shards/<worker>.json);
+the controller merges the shards before rendering.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+from pathlib import Path
+
+from harness.checkpoint import atomic_path
+from harness.runner import QUANTITIES, Row
+
+FIELDS = tuple(f.name for f in dataclasses.fields(Row))
+SHARDS = ".shards"
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+        Path(tmp).chmod(0o644)   # a CI artifact, readable like any report (mkstemp makes 0600)
+
+
+# -- the CSV, and values read back from it ---------------------------------------------
+def _parse_value(text: str) -> float | int | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def write_csv(rows: list[Row], path: Path) -> None:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(FIELDS)
+    for r in rows:
+        writer.writerow([r.case, r.quantity, r.metric, repr(r.value) if isinstance(r.value, float) else r.value,
+                         "" if r.limit is None else repr(float(r.limit)), r.status, r.detail])
+    _write_text(path, buffer.getvalue())
+
+
+def read_csv(path: Path) -> list[Row]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return [Row(d["case"], d["quantity"], d["metric"], _parse_value(d["value"]),
+                    None if d["limit"] == "" else float(d["limit"]), d["status"], d["detail"]) for d in reader]
+
+
+# -- shards (pytest-xdist) ------------------------------------------------------------
+def write_shard(rows: list[Row], path: Path) -> None:
+    _write_text(path, json.dumps([dataclasses.asdict(r) for r in rows]))
+
+
+def merge_shards(folder: Path) -> dict[str, list[Row]]:
+    """case id -> rows, from every shard of the folder; a case found in two shards (its checks
+    were split over workers, so it was computed twice) keeps the first shard's rows."""
+    merged: dict[str, list[Row]] = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        mine: dict[str, list[Row]] = {}
+        for d in json.loads(path.read_text()):
+            mine.setdefault(d["case"], []).append(Row(**d))
+        for case, rows in mine.items():
+            merged.setdefault(case, rows)
+    return merged
+
+
+# -- the per-case summary (the seed README's table, plus preservation and status) -------
+def _fmt(value, spec: str = ".3g") -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, int):
+        return str(value)
+    return format(value, spec)
+
+
+def _mb(n) -> str:
+    return f"{n / 1e6:,.1f}" if isinstance(n, (int, float)) else "-"
+
+
+def summary(rows: list[Row]) -> list[dict[str, str]]:
+    """One dict per case, in the order cases first appear in `rows`."""
+    by_case: dict[str, dict[tuple[str, str], Row]] = {}
+    status: dict[str, str] = {}
+    for r in rows:
+        by_case.setdefault(r.case, {})[(r.quantity, r.metric)] = r
+        if r.status == "fail":
+            status[r.case] = "FAIL"
+        else:
+            status.setdefault(r.case, "pass")
+    out = []
+    for case, got in by_case.items():
+        def v(quantity, metric):
+            row = got.get((quantity, metric))
+            return None if row is None else row.value
+
+        def worst(quantity, suffix, prefix=""):
+            values = [r.value for (q, m), r in got.items()
+                      if q == quantity and m.endswith(suffix) and m.startswith(prefix) and not isinstance(r.value, str)]
+            return max(values) if values else None
+
+        failed = sorted({q for (q, _), r in got.items() if r.status == "fail"})
+        out.append({
+            "case": case,
+            "resource": _fmt(v("time", "resource")),
+            "param err (max ULP / max abs)": f"{_fmt(v('param', 'max_ulp'))} / {_fmt(v('param', 'max_abs'))}",
+            "output err (relative)": _fmt(worst("output", ".relative")),
+            "worst layer (relative)": _fmt(v("layers", "worst.relative")),
+            "hidden (target)": _fmt(v("size", "hidden")),
+            "expand MS / PT (s)": f"{_fmt(v('time', 'ms.expand_s'), '.2f')} / {_fmt(v('time', 'pt.expand_s'), '.2f')}",
+            "model MB (safetensors / ckpt)": f"{_mb(v('size', 'pt.bytes'))} / {_mb(v('size', 'ms.bytes'))}",
+            "preservation PT / MS (relative)": f"{_fmt(worst('preservation', '.relative', 'pt.'))} / "
+                                               f"{_fmt(worst('preservation', '.relative', 'ms.'))}",
+            "status": status[case] + (f" ({', '.join(failed)})" if failed else ""),
+        })
+    return out
+
+
+def _md_table(header: list[str], body: list[list[str]]) -> str:
+    def cell(s: str) -> str:
+        return str(s).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def render_markdown(rows: list[Row]) -> str:
+    parts = ["# Parity report: MindSpore vs PyTorch growth", "",
+             "Rendered from parity.csv (the source of truth). Relative error = max |MS - PT| / max |PT| "
+             "over unpadded positions; preservation compares each framework's grown model with its source "
+             "(gated only for exact cases).", ""]
+    table = summary(rows)
+    if table:
+        parts += [_md_table(list(table[0]), [list(d.values()) for d in table]), ""]
+    for quantity in QUANTITIES + ("run",):
+        chosen = [r for r in rows if r.quantity == quantity]
+        if not chosen:
+            continue
+        parts += [f"## {quantity}", "", _md_table(
+            ["case", "metric", "value", "limit", "status", "detail"],
+            [[r.case, r.metric, _fmt(r.value, ".4g"), _fmt(r.limit, "g"), r.status, r.detail] for r in chosen]), ""]
+    return "\n".join(parts)
+
+
+_SHORT = {"param err (max ULP / max abs)": "param ULP/abs", "output err (relative)": "output rel",
+          "worst layer (relative)": "layer rel", "hidden (target)": "hidden",
+          "expand MS / PT (s)": "expand MS/PT s", "model MB (safetensors / ckpt)": "MB st/ckpt",
+          "preservation PT / MS (relative)": "preserve PT/MS"}
+
+
+def render_console(rows: list[Row], width: int = 160) -> str:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title="parity: MindSpore vs PyTorch", box=box.SIMPLE_HEAD)
+    data = summary(rows)
+    columns = [c for c in (data[0] if data else []) if c != "resource"]
+    for col in columns:
+        table.add_column(_SHORT.get(col, col), no_wrap=True)
+    for d in data:
+        failed = d["status"].startswith("FAIL")
+        table.add_row(*(d[c] if c != "status" else d[c].split(" ")[0] for c in columns),
+                      style="red" if failed else None)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=False)
+    console.print(table)
+    for d in data:
+        if d["status"].startswith("FAIL"):
+            console.print(f"{d['case']}: {d['status']}")
+    if data:
+        console.print(f"resource: {data[0]['resource']}")
+    return buffer.getvalue()
+
+
+def write_reports(rows: list[Row], out_dir: Path) -> list[Path]:
+    """parity.csv from the rows; parity.json and parity.md from the CSV as read back."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = out_dir / "parity.csv"
+    write_csv(rows, csv_path)
+    rows = read_csv(csv_path)
+    json_path, md_path = out_dir / "parity.json", out_dir / "parity.md"
+    _write_text(json_path, json.dumps({"summary": summary(rows), "rows": [dataclasses.asdict(r) for r in rows]},
+                                      indent=1) + "\n")
+    _write_text(md_path, render_markdown(rows) + "\n")
+    return [csv_path, json_path, md_path]

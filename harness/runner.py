@@ -1,0 +1,401 @@
+"""Run one parity case: grow with each framework in turn, compare, and return rows.
+
+    rows = run_case(case, workdir)          # list[Row], free of pytest (CLI and tests share it)
+
+Per framework, one after the other (so peak memory is about one model per framework):
+load the source, forward it, expand, save, forward the grown model. PyTorch runs first
+and writes its weights; the MindSpore state is then compared with that file tensor by
+tensor. Quantities (one test each): param, output, layers, preservation, time, size, hash.
+
+Seams for planted faults, so tests need not edit product code:
+- Hooks.grown(framework, numpy_state) -> state: replaces the grown state that is
+  compared and run (not the file already written);
+- Hooks.model(framework, role, model): may patch a model ("source" | "grown") before
+  its forward;
+- compare_params / compare_outputs / compare_preservation are public and take plain
+  numpy data.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+
+from harness import frameworks, pipeline
+from harness.cases import Case
+from harness.checkpoint import sha256
+from harness.config import ModelConfig
+from harness.metrics import cosine, max_abs, relative, ulp_distance
+from harness.plan import GrowthPlan, build_plan
+from harness.recipe import compile_recipes
+from harness.tolerances import STAGES, Tolerances, load_tolerances
+
+QUANTITIES = ("param", "output", "layers", "preservation", "time", "size", "hash")
+FRAMEWORK_ORDER = ("pt", "ms")   # PyTorch first: its weights file is the reference the MindSpore state meets
+BATCH, TOKENS = 4, 24            # inputs: small, because MindSpore PyNative forward is slow
+TOKENIZER_VOCAB = 30522          # MiniLM's tokenizer: its ids fit only models with at least this vocabulary
+
+
+@dataclasses.dataclass
+class Row:
+    case: str
+    quantity: str
+    metric: str
+    value: float | str
+    limit: float | None
+    status: str            # "pass" | "fail" | "info"
+    detail: str = ""
+
+
+@dataclasses.dataclass
+class Hooks:
+    grown: Callable[[str, dict], dict | None] | None = None
+    model: Callable[[str, str, object], None] | None = None
+
+
+class CaseFailed(Exception):
+    """run_case stopped early; `rows` holds what was measured before, plus an error row."""
+
+    def __init__(self, case_id: str, rows: list[Row], cause: BaseException):
+        self.rows = rows
+        super().__init__(f"{case_id}: {type(cause).__name__}: {cause}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    ids: np.ndarray        # (B, T) int64
+    mask: np.ndarray       # (B, T) 0/1, right padding
+    detail: str
+
+    @property
+    def keep(self) -> np.ndarray:
+        return self.mask.astype(bool)
+
+
+def gate(value: float, limit: float | None) -> str:
+    if limit is None:
+        return "info"
+    return "pass" if value <= limit else "fail"   # NaN fails
+
+
+def _row(case_id, quantity, metric, value, limit=None, detail="", status=None) -> Row:
+    return Row(case_id, quantity, metric, value, limit, status or gate(value, limit), detail)
+
+
+def failure_message(case_id: str, quantity: str, rows: list[Row]) -> str | None:
+    """None if every `quantity` row of the case passes (or is info); else one line per failed row,
+    naming the case, quantity, metric, value, limit and detail (worst tensor, first layer, ...)."""
+    chosen = [r for r in rows if r.case == case_id and r.quantity == quantity]
+    if not chosen:
+        return f"{case_id}: {quantity}: no rows were measured"
+    failed = [r for r in chosen if r.status == "fail"]
+    if not failed:
+        return None
+    lines = [f"{r.case} {r.quantity} {r.metric} = {r.value!r}"
+             + (f" exceeds limit {r.limit!r}" if r.limit is not None else "") + f": {r.detail}" for r in failed]
+    return f"{len(failed)} {quantity} check(s) failed:\n" + "\n".join(lines)
+
+
+def _limited(tol: Tolerances, case_id: str, quantity: str, key: str) -> tuple[float | None, str]:
+    limit = tol.limit(case_id, quantity, key)
+    return limit.value, (f" [limit: {limit.reason}]" if limit.reason else "")
+
+
+# -- inputs -----------------------------------------------------------------------
+def make_inputs(case: Case, cfg: ModelConfig) -> Inputs:
+    """BERT with a vocabulary that holds MiniLM's tokenizer: real sentences; otherwise fixed
+    seeded token ids in [0, vocab). Always padded rows, so masking is exercised."""
+    if cfg.family == "bert" and cfg.vocab >= TOKENIZER_VOCAB:
+        from harness.tokenizer import SENTENCES, encode
+        ids, mask, _ = encode(SENTENCES[:BATCH])
+        detail = (f"inputs: {BATCH} sentences tokenised by MiniLM's tokenizer, {ids.shape[0]}x{ids.shape[1]} "
+                  f"ids, {int(mask.sum())} unpadded")
+        return Inputs(ids, mask, detail)
+    tokens = min(TOKENS, cfg.positions)
+    rng = np.random.default_rng([case.seed, 2024])
+    ids = rng.integers(0, cfg.vocab, size=(BATCH, tokens), dtype=np.int64)
+    lengths = [tokens, tokens, (2 * tokens) // 3, tokens // 2]
+    mask = np.zeros_like(ids)
+    for row, n in enumerate(lengths):
+        mask[row, :n] = 1
+    ids = ids * mask
+    why = "" if cfg.family == "gpt2" else f" (vocab {cfg.vocab} is not the MiniLM tokenizer's {TOKENIZER_VOCAB})"
+    detail = (f"inputs: seeded token ids in [0, {cfg.vocab}){why}, {BATCH}x{tokens}, "
+              f"right-padded rows of {lengths}, {int(mask.sum())} unpadded")
+    return Inputs(ids, mask, detail)
+
+
+# -- comparisons (public: planted-fault tests call them with perturbed data) --------
+def _iter_reference(ref: Mapping | Path):
+    """(names, get, handle) over a state dict, or a safetensors file read one tensor at a time
+    (the caller keeps `handle` alive while it calls `get`)."""
+    if isinstance(ref, Mapping):
+        return list(ref), ref.__getitem__, None
+    from safetensors import safe_open
+    handle = safe_open(str(ref), framework="numpy")
+    return list(handle.keys()), handle.get_tensor, handle
+
+
+def compare_params(case_id: str, got: Mapping[str, np.ndarray], ref: Mapping | Path, tol: Tolerances,
+                   got_name: str = "MindSpore", ref_name: str = "PyTorch") -> list[Row]:
+    """Every tensor of `got` against `ref` (a dict, or a safetensors file streamed), joined by name."""
+    names, get, _handle = _iter_reference(ref)
+    missing_got = sorted(set(names) - set(got))
+    missing_ref = sorted(set(got) - set(names))
+    rows = []
+    if missing_got or missing_ref:
+        detail = (f"{got_name} lacks {missing_got[:5] or 'none'}{' ...' if len(missing_got) > 5 else ''}; "
+                  f"{ref_name} lacks {missing_ref[:5] or 'none'}{' ...' if len(missing_ref) > 5 else ''}")
+        rows.append(_row(case_id, "param", "names", len(missing_got) + len(missing_ref), 0, detail))
+    worst_ulp, worst_abs, worst, differing = 0, 0.0, "none", 0
+    shape_errors = []
+    for name in [n for n in names if n in got]:
+        a, b = np.asarray(got[name]), get(name)
+        if a.shape != b.shape:
+            shape_errors.append(f"{name} {got_name} {a.shape} vs {ref_name} {b.shape}")
+            continue
+        if a.dtype == b.dtype and np.array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}")):
+            continue   # bit-identical: the expected, fast path
+        ulp, diff = int(ulp_distance(a, b).max()), max_abs(a, b)
+        differing += ulp > 0
+        if (ulp, diff) > (worst_ulp, worst_abs):
+            worst_ulp, worst_abs, worst = ulp, diff, name
+        del b
+    if shape_errors:
+        rows.append(_row(case_id, "param", "shapes", len(shape_errors), 0, "; ".join(shape_errors[:5])))
+    compared = len(names) - len(missing_got) - len(shape_errors)
+    where = (f"worst tensor {worst} (max ULP {worst_ulp}, max abs {worst_abs:.3g}); "
+             f"{differing} of {compared} tensors differ; {got_name} vs {ref_name}")
+    for metric, value in (("max_ulp", worst_ulp), ("max_abs", worst_abs)):
+        limit, why = _limited(tol, case_id, "param", metric)
+        rows.append(_row(case_id, "param", metric, value, limit, where + why))
+    return rows
+
+
+def layer_names(family: str, n_layers: int) -> list[str]:
+    """Names of the L + 1 hidden states: the embedding output, then every block's output."""
+    if family == "bert":
+        return ["embeddings"] + [f"encoder.layer.{i}" for i in range(n_layers)]
+    return (["embeddings"] + [f"transformer.h.{i}" for i in range(n_layers - 1)]
+            + [f"transformer.h.{n_layers - 1}+ln_f"])   # transformers reports ln_f's output last
+
+
+def _token_outputs(family: str) -> tuple[str, ...]:
+    return ("last_hidden_state", "pooler_output") if family == "bert" else ("last_hidden_state", "logits")
+
+
+def _select(name: str, x: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    return x if name == "pooler_output" else x[keep]   # pooler is per sequence, from the unpadded first token
+
+
+def compare_outputs(case_id: str, family: str, ref: dict, got: dict, keep: np.ndarray, tol: Tolerances,
+                    inputs_detail: str = "", got_name: str = "MindSpore", ref_name: str = "PyTorch") -> list[Row]:
+    """output and layers rows: `got` (MindSpore) against `ref` (PyTorch), unpadded positions only."""
+    rows = []
+    for name in _token_outputs(family):
+        g, r = _select(name, got[name], keep), _select(name, ref[name], keep)
+        detail = f"{got_name} vs {ref_name}, {name}; {inputs_detail}"
+        for metric, value in (("relative", relative(g, r)), ("max_abs", max_abs(g, r))):
+            limit, why = _limited(tol, case_id, "output", metric)
+            rows.append(_row(case_id, "output", f"{name}.{metric}", value, limit, detail + why))
+        rows.append(_row(case_id, "output", f"{name}.cosine", cosine(g, r), None, detail))
+    if family == "gpt2":
+        agree = float(np.mean(got["logits"][keep].argmax(-1) == ref["logits"][keep].argmax(-1)))
+        rows.append(_row(case_id, "output", "logits.argmax_agree", agree, None,
+                         f"fraction of unpadded positions whose argmax token is the same; {inputs_detail}"))
+    limit, why = _limited(tol, case_id, "layers", "relative")
+    names = layer_names(family, len(ref["hidden_states"]) - 1)
+    errors = [relative(g[keep], r[keep]) for g, r in zip(got["hidden_states"], ref["hidden_states"])]
+    for name, err in zip(names, errors):
+        rows.append(_row(case_id, "layers", f"{name}.relative", err, limit, f"{got_name} vs {ref_name}" + why))
+    over = [(n, e) for n, e in zip(names, errors) if gate(e, limit) == "fail"]
+    worst = int(np.argmax(errors))
+    first = f"{over[0][0]} ({over[0][1]:.3g} > {limit:g})" if over else "none"
+    rows.append(_row(case_id, "layers", "worst.relative", errors[worst], limit,
+                     f"first layer over limit: {first}; worst: {names[worst]} ({errors[worst]:.3g}) "
+                     f"of {len(names)} hidden states" + why))
+    return rows
+
+
+def compare_preservation(case: Case, plan: GrowthPlan, framework: str, grown: dict, source: dict,
+                         keep: np.ndarray, tol: Tolerances) -> list[Row]:
+    """Grown vs source model of one framework on the same ids. BERT: grown hidden unit i
+    against source unit g_h(i) (FPI copies coordinates by the hidden map); GPT-2: logits."""
+    title = frameworks.NAMES[framework]
+    if case.exact:
+        limit, why = _limited(tol, case.id, "preservation", "relative")
+        note = "exact growth: gated" + why
+    else:
+        limit, note = None, f"approximate growth ({case.method}/{case.sampling}, {plan.src.layers}->" \
+                            f"{plan.dst.layers} layers): reported, not gated"
+    names = ("last_hidden_state", "pooler_output") if case.family == "bert" else ("logits",)
+    rows = []
+    for name in names:
+        s = source[name] if name == "logits" else source[name][..., plan.hidden_map]
+        g, s = _select(name, grown[name], keep), _select(name, s, keep)
+        detail = f"{title} grown vs {title} source, {name}" + ("" if name == "logits" else " by g_h")
+        rows.append(_row(case.id, "preservation", f"{framework}.{name}.relative", relative(g, s), limit,
+                         f"{detail}; {note}"))
+        rows.append(_row(case.id, "preservation", f"{framework}.{name}.cosine", cosine(g, s), None, detail))
+    return rows
+
+
+# -- one framework ------------------------------------------------------------------
+@dataclasses.dataclass
+class _Side:
+    seconds: dict
+    grown_out: dict
+    source_out: dict
+    weights_path: Path
+    weights_bytes: int
+    sha256: str
+    rerun_sha256: str | None = None
+
+
+def _forward(fw, cfg: ModelConfig, state: dict, inputs: Inputs, hooks: Hooks, role: str) -> tuple[dict, float]:
+    model = fw.models.build_model(cfg)
+    fw.models.load_numpy_state(model, state)
+    if hooks.model:
+        hooks.model(fw.name, role, model)
+    start = time.perf_counter()
+    out = fw.models.run_forward(model, inputs.ids, inputs.mask)
+    return out, time.perf_counter() - start
+
+
+def _source_ckpt(case: Case) -> Path | None:
+    if case.source == "minilm":
+        from harness.tokenizer import minilm_dir
+        return minilm_dir()
+    return None
+
+
+def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: Inputs, case_dir: Path,
+              hooks: Hooks, compare: Callable[[dict], None]) -> _Side:
+    """Load, forward the source, expand, save, compare (callback), forward the grown model; free all."""
+    fw = frameworks.load(name)
+    src_cfg, dst_cfg = plan.src, plan.dst
+    src_state, load_s = pipeline.load_source(name, src_cfg, _source_ckpt(case), case.seed)
+    source_out, fwd_src_s = _forward(fw, src_cfg, pipeline.to_numpy_state(name, src_state), inputs, hooks, "source")
+    result = pipeline.grow(name, recipes, src_state, dst_cfg, None)
+    if name != "pt":   # only PyTorch expands again (hash check): free the source before saving
+        del src_state
+        gc.collect()
+    start = time.perf_counter()
+    path = fw.io.save(case_dir / name, dst_cfg, result.state)
+    seconds = {"load": load_s, "expand": result.seconds["expand"], "save": time.perf_counter() - start,
+               "forward_source": fwd_src_s}
+    digest = sha256(path)
+    grown = pipeline.to_numpy_state(name, result.state)
+    if hooks.grown:
+        grown = hooks.grown(name, grown) or grown
+    compare(grown)
+    grown_out, seconds["forward"] = _forward(fw, dst_cfg, grown, inputs, hooks, "grown")
+    del grown, result
+    gc.collect()
+    rerun = None
+    if name == "pt":
+        # same seed, plan rebuilt from scratch, expand + save again: the file must be the same bytes
+        again_recipes = compile_recipes(build_plan(src_cfg, dst_cfg, case.method, case.sampling, case.seed))
+        again = pipeline.grow(name, again_recipes, src_state, dst_cfg, case_dir / "pt_rerun")
+        rerun = sha256(again.weights_path)
+        del again, again_recipes, src_state
+        shutil.rmtree(case_dir / "pt_rerun", ignore_errors=True)
+        gc.collect()
+    return _Side(seconds, grown_out, source_out, path, path.stat().st_size, digest, rerun)
+
+
+def _resource() -> str:
+    import torch   # the runner already runs both frameworks; this only reads a setting
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU {cpu}, {os.cpu_count()} cores, torch {torch.get_num_threads()} threads"
+
+
+# -- the case -------------------------------------------------------------------------
+def run_case(case: Case, workdir: Path, keep: bool = False, hooks: Hooks | None = None,
+             tolerances: Tolerances | None = None) -> list[Row]:
+    """All rows of one case. Grown checkpoints go to workdir/<case id>/{pt,ms} and are deleted
+    after measuring unless keep. Raises CaseFailed (carrying the rows so far) on an error."""
+    hooks = hooks or Hooks()
+    tol = tolerances or load_tolerances()
+    rows: list[Row] = []
+    case_dir = Path(workdir) / case.id
+    try:
+        _measure(case, case_dir, hooks, tol, rows)
+    except Exception as e:
+        rows.append(Row(case.id, "run", "error", type(e).__name__, None, "fail", str(e).splitlines()[0][:300]))
+        raise CaseFailed(case.id, rows, e) from e
+    finally:
+        if not keep:
+            shutil.rmtree(case_dir, ignore_errors=True)
+        gc.collect()
+    return rows
+
+
+def _measure(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances, rows: list[Row]) -> None:
+    cid = case.id
+    start = time.perf_counter()
+    plan = build_plan(case.src_cfg, case.dst_cfg, case.method, case.sampling, case.seed)
+    recipes = compile_recipes(plan)
+    plan_s = time.perf_counter() - start
+    inputs = make_inputs(case, plan.dst)
+
+    sides: dict[str, _Side] = {}
+
+    def compare(name: str):
+        def run(grown: dict) -> None:
+            if name == "ms":   # MindSpore's state against PyTorch's file, streamed tensor by tensor
+                rows.extend(compare_params(cid, grown, sides["pt"].weights_path, tol))
+        return run
+
+    for name in FRAMEWORK_ORDER:
+        sides[name] = _run_side(name, case, plan, recipes, inputs, case_dir, hooks, compare(name))
+    pt, ms = sides["pt"], sides["ms"]
+    keep = inputs.keep
+
+    rows.extend(compare_outputs(cid, case.family, pt.grown_out, ms.grown_out, keep, tol, inputs.detail))
+    for name in FRAMEWORK_ORDER:
+        rows.extend(compare_preservation(case, plan, name, sides[name].grown_out, sides[name].source_out, keep, tol))
+
+    limit, why = _limited(tol, cid, "time", "plan_s")
+    rows.append(_row(cid, "time", "plan_s", plan_s, limit, "plan + recipes, once for both frameworks" + why))
+    for name in FRAMEWORK_ORDER:
+        for stage in STAGES:
+            limit, why = _limited(tol, cid, "time", f"{name}.{stage}_s")
+            rows.append(_row(cid, "time", f"{name}.{stage}_s", sides[name].seconds[stage], limit,
+                             f"{frameworks.NAMES[name]} {stage}, seconds" + why))
+    for stage in STAGES:
+        ratio = ms.seconds[stage] / pt.seconds[stage] if pt.seconds[stage] > 0 else float("inf")
+        limit, why = _limited(tol, cid, "time", f"ms_over_pt.{stage}")
+        rows.append(_row(cid, "time", f"ms_over_pt.{stage}", ratio, limit,
+                         f"MindSpore / PyTorch {stage} time" + why))
+    rows.append(_row(cid, "time", "resource", _resource(), None, "where the times were taken", "info"))
+
+    n_params = plan.dst.n_params()
+    rows.append(_row(cid, "size", "params", n_params, None, f"target {plan.dst.name}"))
+    rows.append(_row(cid, "size", "hidden", plan.dst.hidden, None,
+                     f"target hidden size ({plan.src.hidden} -> {plan.dst.hidden})"))
+    for name in FRAMEWORK_ORDER:
+        side = sides[name]
+        rows.append(_row(cid, "size", f"{name}.bytes", side.weights_bytes, None, side.weights_path.name))
+        rows.append(_row(cid, "size", f"{name}.overhead", side.weights_bytes / (n_params * 4) - 1, None,
+                         f"{side.weights_path.name}: bytes / (params x 4) - 1"))
+
+    same = pt.sha256 == pt.rerun_sha256
+    rows.append(_row(cid, "hash", "pt.sha256", pt.sha256, None,
+                     f"rerun with the same seed (plan rebuilt, expand + save again): {pt.rerun_sha256} "
+                     f"{'equal' if same else 'DIFFERS'}", "pass" if same else "fail"))
+    rows.append(_row(cid, "hash", "ms.sha256", ms.sha256, None, f"{ms.weights_path.name}, not rerun", "info"))
