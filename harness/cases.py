@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tomllib
 from pathlib import Path
 
-from harness.config import CASES_DIR, FAMILIES, ModelConfig, load_presets
+from harness.config import CASES_DIR, FAMILIES, ModelConfig, load_presets, read_toml
 from harness.errors import BadInput
 from harness.plan import METHODS, SAMPLINGS, validate
 
@@ -134,13 +133,7 @@ def _check_row(row: object, where: str, presets: dict) -> Case:
 def load_cases(path: Path = CASES_TOML) -> list[Case]:
     """Every case of the file, in file order; BadInput names the file, the row and the key."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise BadInput(f"{path}: cases file not found", "restore cases/cases.toml") from None
-    except tomllib.TOMLDecodeError as e:
-        raise BadInput(f"{path}: not valid TOML: {e}", "fix the syntax at that line") from None
+    data = read_toml(path, "cases")
     unknown = sorted(set(data) - {"case"})
     if unknown:
         raise BadInput(f"{path}: unknown key {unknown[0]!r}", "the file holds only [[case]] rows")

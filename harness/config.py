@@ -117,15 +117,21 @@ class ModelConfig:
                        "use a bert or gpt2 config.json")
 
 
-def load_presets(path: Path = SIZES_TOML) -> dict[str, dict[str, ModelConfig]]:
-    """Parse sizes.toml into {family: {preset: ModelConfig}}; errors name the file and key."""
+def read_toml(path: Path, what: str) -> dict:
+    """Parse one of the project's TOML data files; BadInput names the file (and the line)."""
+    path = Path(path)
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            return tomllib.load(f)
     except FileNotFoundError:
-        raise BadInput(f"{path}: presets file not found", "restore cases/sizes.toml") from None
+        raise BadInput(f"{path}: {what} file not found", f"restore cases/{path.name}") from None
     except tomllib.TOMLDecodeError as e:
         raise BadInput(f"{path}: not valid TOML: {e}", "fix the syntax at that line") from None
+
+
+def load_presets(path: Path = SIZES_TOML) -> dict[str, dict[str, ModelConfig]]:
+    """Parse sizes.toml into {family: {preset: ModelConfig}}; errors name the file and key."""
+    data = read_toml(path, "presets")
     defaults = data.get("defaults", {})
     unknown = set(data) - {"defaults", *FAMILIES}
     if unknown:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import math
-import tomllib
 from pathlib import Path
 
-from harness.config import CASES_DIR
+from harness.config import CASES_DIR, read_toml
 from harness.errors import BadInput
 
 TOLERANCES_TOML = CASES_DIR / "tolerances.toml"
@@ -130,11 +129,5 @@ def parse(data: dict, source: str) -> Tolerances:
 
 def load_tolerances(path: Path = TOLERANCES_TOML) -> Tolerances:
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise BadInput(f"{path}: tolerances file not found", "restore cases/tolerances.toml") from None
-    except tomllib.TOMLDecodeError as e:
-        raise BadInput(f"{path}: not valid TOML: {e}", "fix the syntax at that line") from None
+    data = read_toml(path, "tolerances")
     return parse(data, str(path))

@@ -35,7 +35,8 @@ def _parameters(model):
 
 def _set_parameters(params, state):
     for name, p in params.items():
-        p.set_data(Tensor(np.asarray(state[name], dtype=np.float32)))  # Tensor() copies
+        # shares the array's memory (copies only a read-only or non-float32 array)
+        p.set_data(Tensor.from_numpy(np.require(state[name], np.float32, ["C", "W"])))
 
 
 def _forward(model, ids, mask):
@@ -50,7 +51,10 @@ def build_model(cfg):
 
 
 def load_numpy_state(model, state):
-    """Set every parameter from {Hugging Face name: array}; names and shapes must match exactly."""
+    """Set every parameter from {Hugging Face name: array}; names and shapes must match exactly.
+
+    The model shares the arrays' memory (no copy of the model): do not write to them afterwards.
+    """
     params = _parameters(model)
     missing, extra = sorted(params.keys() - state.keys()), sorted(state.keys() - params.keys())
     if missing or extra:

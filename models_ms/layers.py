@@ -16,8 +16,9 @@ from mindspore import Parameter, Tensor, nn, ops
 
 
 def new_param(*shape):
-    # zeros, not a random init: load_numpy_state overwrites every parameter
-    return Parameter(Tensor(np.zeros(shape, np.float32)))
+    # a placeholder that load_numpy_state replaces: calloc'd zeros shared without a copy,
+    # so its pages are never touched and a model costs no memory before it is loaded
+    return Parameter(Tensor.from_numpy(np.zeros(shape, np.float32)))
 
 
 def embed(ids, weight):

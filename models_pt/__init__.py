@@ -36,7 +36,8 @@ def _parameters(model):
 def _set_parameters(params, state):
     with torch.no_grad():
         for name, p in params.items():
-            p.copy_(_from_numpy(state[name]))
+            # shares the array's memory (copies only a non-float32 array)
+            p.data = _from_numpy(np.require(state[name], np.float32, ["C"]))
 
 
 def _forward(model, ids, mask):
@@ -51,7 +52,10 @@ def build_model(cfg):
 
 
 def load_numpy_state(model, state):
-    """Set every parameter from {Hugging Face name: array}; names and shapes must match exactly."""
+    """Set every parameter from {Hugging Face name: array}; names and shapes must match exactly.
+
+    The model shares the arrays' memory (no copy of the model): do not write to them afterwards.
+    """
     params = _parameters(model)
     missing, extra = sorted(params.keys() - state.keys()), sorted(state.keys() - params.keys())
     if missing or extra:

@@ -19,7 +19,8 @@ from torch.nn import functional as F
 
 
 def new_param(*shape):
-    # left uninitialised: load_numpy_state overwrites every parameter
+    # a placeholder that load_numpy_state replaces: uninitialised, so its pages are
+    # never touched and a model costs no memory before it is loaded
     return nn.Parameter(torch.empty(shape, dtype=torch.float32))
 
 
