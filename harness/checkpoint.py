@@ -43,6 +43,11 @@ def atomic_path(final: Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp makes 0600 and MindSpore marks its .ckpt read-only: give the file the
+        # mode any other file written here gets (0666 less the umask)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, final)

@@ -113,3 +113,13 @@ def test_missing_path_exits_2_naming_it(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and str(missing) in err and "fix:" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_written_files_get_umask_modes_not_private_or_read_only(tmp_path):
+    import os
+    import stat
+    assert main(["init", "--model", "gpt2", "--size", "tiny", "--out", str(tmp_path)]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("model.safetensors", "model.ckpt", "config.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
