@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness import report
-from harness.runner import QUANTITIES, CaseFailed, failure_message, run_case
+from harness.runner import QUANTITIES, CaseFailed, failure_message, run_case, run_case_isolated
 
 ROOT = Path(__file__).resolve().parent
 REPORTS = Path(os.environ.get("PARITY_REPORTS", ROOT / "reports"))
@@ -106,10 +106,13 @@ class ParityRun:
     def rows_of(self, case) -> tuple[list, str | None]:
         if case.id != self.case_id:
             self.case_id, self.rows, self.error = case.id, [], None   # free the previous case first
-            try:
-                self.rows = run_case(case, self.workdir, keep=self.keep)
-            except CaseFailed as e:
-                self.rows, self.error = e.rows, str(e)
+            if "slow" in case.marks:   # seed sizes: a child process each, so peaks do not stack
+                self.rows, self.error = run_case_isolated(case, self.workdir, keep=self.keep)
+            else:
+                try:
+                    self.rows = run_case(case, self.workdir, keep=self.keep)
+                except CaseFailed as e:
+                    self.rows, self.error = e.rows, str(e)
             self.config.stash[_rows_key][case.id] = self.rows
         return self.rows, self.error
 

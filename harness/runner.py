@@ -399,3 +399,23 @@ def _measure(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances, rows: li
                      f"rerun with the same seed (plan rebuilt, expand + save again): {pt.rerun_sha256} "
                      f"{'equal' if same else 'DIFFERS'}", "pass" if same else "fail"))
     rows.append(_row(cid, "hash", "ms.sha256", ms.sha256, None, f"{ms.weights_path.name}, not rerun", "info"))
+
+
+def _run_case_child(case: Case, workdir: Path, keep: bool) -> tuple[list[Row], str | None]:
+    try:
+        return run_case(case, workdir, keep=keep), None
+    except CaseFailed as e:  # rows travel back by value; the exception itself does not pickle
+        return e.rows, str(e)
+
+
+def run_case_isolated(case: Case, workdir: Path, keep: bool = False) -> tuple[list[Row], str | None]:
+    """run_case in a fresh child process: (rows, error or None).
+
+    MindSpore's CPU memory pool keeps what it once allocated, so seed-size cases run
+    one after another in one process would stack their peaks; a child per case returns
+    all of it to the system when the case ends.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_run_case_child, case, workdir, keep).result()
