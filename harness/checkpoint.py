@@ -215,10 +215,6 @@ def load_checkpoint(path: Path, cfg: ModelConfig | None = None,
     return cfg, state
 
 
-def write_model_folder_config(out_dir: Path, cfg: ModelConfig) -> None:
-    write_json(Path(out_dir) / CONFIG_NAME, cfg.to_hf())
-
-
 def sha256(path: Path, chunk: int = 1 << 24) -> str:
     import hashlib
     h = hashlib.sha256()

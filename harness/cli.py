@@ -118,12 +118,9 @@ def cmd_expand(args) -> int:
             task = bar.add_task(f"{fw.title}: loading source", total=None)
             src_state, load_s = pipeline.load_source(name, src_cfg, args.src_ckpt, args.seed, args.allow_nonfinite)
             bar.update(task, description=f"{fw.title}: expanding", total=len(recipes), completed=0)
-            result = pipeline.grow(name, recipes, src_state, dst_cfg, None,
-                                   on_tensor=lambda stage, t: bar.advance(task))
+            result = pipeline.expand(name, recipes, src_state, on_tensor=lambda _: bar.advance(task))
             bar.update(task, description=f"{fw.title}: saving", total=None)
-            save_start = time.perf_counter()
-            path = fw.io.save(args.out, dst_cfg, result.state)
-            result.seconds["save"] = time.perf_counter() - save_start
+            path = pipeline.save(result, dst_cfg, args.out)
         rows.append((fw.title, load_s, plan_seconds, result.seconds["expand"], result.seconds["save"], path))
         del src_state, result
 

@@ -36,22 +36,23 @@ def load_source(framework: str, src_cfg: ModelConfig, src_ckpt: Path | None, see
     return state, time.perf_counter() - start
 
 
-def grow(framework: str, recipes: list, src_state: dict, dst_cfg: ModelConfig, out_dir: Path | None,
-         on_tensor: Callable[[str, str], None] | None = None) -> GrowResult:
-    """Expand src_state by the recipes and (if out_dir) save; times expand and save."""
+def expand(framework: str, recipes: list, src_state: dict,
+           on_tensor: Callable[[str], None] | None = None) -> GrowResult:
+    """Target state from src_state by the recipes; times the expand stage."""
     fw = frameworks.load(framework)
-    seconds = {}
     start = time.perf_counter()
-    cb = (lambda name: on_tensor("expand", name)) if on_tensor else None
-    state = fw.expand.expand(src_state, recipes, on_tensor=cb)
-    seconds["expand"] = time.perf_counter() - start
-    result = GrowResult(framework, state, seconds)
-    if out_dir is not None:
-        start = time.perf_counter()
-        result.weights_path = fw.io.save(out_dir, dst_cfg, state)
-        seconds["save"] = time.perf_counter() - start
-        result.weights_bytes = result.weights_path.stat().st_size
-    return result
+    state = fw.expand.expand(src_state, recipes, on_tensor=on_tensor)
+    return GrowResult(framework, state, {"expand": time.perf_counter() - start})
+
+
+def save(result: GrowResult, dst_cfg: ModelConfig, out_dir: Path) -> Path:
+    """Write result.state in its framework's format into out_dir; times the save stage."""
+    fw = frameworks.load(result.framework)
+    start = time.perf_counter()
+    result.weights_path = fw.io.save(out_dir, dst_cfg, result.state)
+    result.seconds["save"] = time.perf_counter() - start
+    result.weights_bytes = result.weights_path.stat().st_size
+    return result.weights_path
 
 
 def to_numpy_state(framework: str, state: dict) -> dict[str, np.ndarray]:

@@ -247,6 +247,20 @@ def compare_preservation(case: Case, plan: GrowthPlan, framework: str, grown: di
     return rows
 
 
+def size_rows(case_id: str, n_params: int, files: dict[str, tuple[int, str]], tol: Tolerances) -> list[Row]:
+    """Bytes and overhead of each framework's checkpoint; files: framework -> (bytes, file name)."""
+    rows = []
+    for name, (nbytes, filename) in files.items():
+        overhead = nbytes / (n_params * 4) - 1
+        limit, why = _limited(tol, case_id, "size", f"{name}.overhead")
+        rows.append(_row(case_id, "size", f"{name}.bytes", nbytes, None, filename))
+        # below 0 the file is smaller than its float32 tensors: something was not written
+        rows.append(_row(case_id, "size", f"{name}.overhead", overhead, limit,
+                         f"{filename}: bytes / (params x 4) - 1, must be >= 0" + why,
+                         "fail" if overhead < 0 else None))
+    return rows
+
+
 # -- one framework ------------------------------------------------------------------
 @dataclasses.dataclass
 class _Side:
@@ -283,14 +297,12 @@ def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: In
     src_cfg, dst_cfg = plan.src, plan.dst
     src_state, load_s = pipeline.load_source(name, src_cfg, _source_ckpt(case), case.seed)
     source_out, fwd_src_s = _forward(fw, src_cfg, pipeline.to_numpy_state(name, src_state), inputs, hooks, "source")
-    result = pipeline.grow(name, recipes, src_state, dst_cfg, None)
+    result = pipeline.expand(name, recipes, src_state)
     if name != "pt":   # only PyTorch expands again (hash check): free the source before saving
         del src_state
         gc.collect()
-    start = time.perf_counter()
-    path = fw.io.save(case_dir / name, dst_cfg, result.state)
-    seconds = {"load": load_s, "expand": result.seconds["expand"], "save": time.perf_counter() - start,
-               "forward_source": fwd_src_s}
+    path = pipeline.save(result, dst_cfg, case_dir / name)
+    seconds = {"load": load_s, **result.seconds, "forward_source": fwd_src_s}
     digest = sha256(path)
     grown = pipeline.to_numpy_state(name, result.state)
     if hooks.grown:
@@ -303,8 +315,8 @@ def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: In
     if name == "pt":
         # same seed, plan rebuilt from scratch, expand + save again: the file must be the same bytes
         again_recipes = compile_recipes(build_plan(src_cfg, dst_cfg, case.method, case.sampling, case.seed))
-        again = pipeline.grow(name, again_recipes, src_state, dst_cfg, case_dir / "pt_rerun")
-        rerun = sha256(again.weights_path)
+        again = pipeline.expand(name, again_recipes, src_state)
+        rerun = sha256(pipeline.save(again, dst_cfg, case_dir / "pt_rerun"))
         del again, again_recipes, src_state
         shutil.rmtree(case_dir / "pt_rerun", ignore_errors=True)
         gc.collect()
@@ -375,8 +387,10 @@ def _measure(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances, rows: li
     for name in FRAMEWORK_ORDER:
         for stage in STAGES:
             limit, why = _limited(tol, cid, "time", f"{name}.{stage}_s")
-            rows.append(_row(cid, "time", f"{name}.{stage}_s", sides[name].seconds[stage], limit,
-                             f"{frameworks.NAMES[name]} {stage}, seconds" + why))
+            seconds = sides[name].seconds[stage]
+            rows.append(_row(cid, "time", f"{name}.{stage}_s", seconds, limit,
+                             f"{frameworks.NAMES[name]} {stage}, seconds" + why,
+                             "fail" if not 0 <= seconds < float("inf") else None))   # a broken clock
     for stage in STAGES:
         ratio = ms.seconds[stage] / pt.seconds[stage] if pt.seconds[stage] > 0 else float("inf")
         limit, why = _limited(tol, cid, "time", f"ms_over_pt.{stage}")
@@ -388,11 +402,8 @@ def _measure(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances, rows: li
     rows.append(_row(cid, "size", "params", n_params, None, f"target {plan.dst.name}"))
     rows.append(_row(cid, "size", "hidden", plan.dst.hidden, None,
                      f"target hidden size ({plan.src.hidden} -> {plan.dst.hidden})"))
-    for name in FRAMEWORK_ORDER:
-        side = sides[name]
-        rows.append(_row(cid, "size", f"{name}.bytes", side.weights_bytes, None, side.weights_path.name))
-        rows.append(_row(cid, "size", f"{name}.overhead", side.weights_bytes / (n_params * 4) - 1, None,
-                         f"{side.weights_path.name}: bytes / (params x 4) - 1"))
+    rows.extend(size_rows(cid, n_params, {n: (sides[n].weights_bytes, sides[n].weights_path.name)
+                                          for n in FRAMEWORK_ORDER}, tol))
 
     same = pt.sha256 == pt.rerun_sha256
     rows.append(_row(cid, "hash", "pt.sha256", pt.sha256, None,

@@ -78,6 +78,3 @@ def schedule(recipe, source_shapes: dict[str, tuple[int, ...]]) -> Schedule:
                     if idx is not None and a != part_axis)
     return Schedule(recipe.name, tuple(parts), part_axis, divisor, gathers, recipe.same_as)
 
-
-def schedules(recipes: list, source_shapes: dict[str, tuple[int, ...]]) -> list[Schedule]:
-    return [schedule(r, source_shapes) for r in recipes]

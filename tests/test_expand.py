@@ -36,7 +36,7 @@ def test_frameworks_and_reference_agree_bit_for_bit(family, method, sampling, sh
     expected = reference_expand(plan, src)
     for name in ("pt", "ms"):
         fw = frameworks.load(name)
-        grown = pipeline.grow(name, recipes, {k: fw.io.to_tensor(v.copy()) for k, v in src.items()}, dst_cfg, None)
+        grown = pipeline.expand(name, recipes, {k: fw.io.to_tensor(v.copy()) for k, v in src.items()})
         got = pipeline.to_numpy_state(name, grown.state)
         assert list(got) == list(expected), f"{fw.title} tensor names differ from the reference's"
         for tensor, ref in expected.items():

@@ -99,17 +99,23 @@ def minilm():
                            keep=keep, ref=ref, hf_shapes=hf_names_shapes(hf))
 
 
+def assert_transformers_names(case, fw):
+    """Our parameter names, order and shapes == harness.names == transformers'; returns them."""
+    model = models(fw).build_model(case.cfg)
+    ours = ours_names_shapes(fw, model)
+    table = param_shapes(case.cfg)
+    assert list(ours) == list(table), "parameter names / order differ from harness.names"
+    assert ours == table
+    assert list(ours.items()) == list(case.hf_shapes.items()), "names, order or shapes differ from transformers"
+    if fw == "ms":  # a MindSpore checkpoint is written under Parameter.name: it must be the same name
+        assert [p.name for p in model.get_parameters()] == list(table)
+    return ours
+
+
 @pytest.mark.bert
 @pytest.mark.parametrize("fw", ["pt", "ms"])
 def test_bert_names_are_transformers_names(minilm, fw):
-    model = models(fw).build_model(minilm.cfg)
-    ours = ours_names_shapes(fw, model)
-    table = param_shapes(minilm.cfg)
-    assert list(ours) == list(table), "parameter names / order differ from harness.names"
-    assert ours == table
-    assert list(ours.items()) == list(minilm.hf_shapes.items()), "names, order or shapes differ from transformers"
-    if fw == "ms":  # a MindSpore checkpoint is written under Parameter.name: it must be the same name
-        assert [p.name for p in model.get_parameters()] == list(table)
+    assert_transformers_names(minilm, fw)
 
 
 @pytest.mark.bert
@@ -160,14 +166,7 @@ def gpt2(request):
 @pytest.mark.gpt2
 @pytest.mark.parametrize("fw", ["pt", "ms"])
 def test_gpt2_names_are_transformers_names(gpt2, fw):
-    model = models(fw).build_model(gpt2.cfg)
-    ours = ours_names_shapes(fw, model)
-    table = param_shapes(gpt2.cfg)
-    assert list(ours) == list(table), "parameter names / order differ from harness.names"
-    assert ours == table
-    assert list(ours.items()) == list(gpt2.hf_shapes.items()), "names, order or shapes differ from transformers"
-    if fw == "ms":  # a MindSpore checkpoint is written under Parameter.name: it must be the same name
-        assert [p.name for p in model.get_parameters()] == list(table)
+    ours = assert_transformers_names(gpt2, fw)
     assert not any(name.startswith("lm_head") for name in ours), "the LM head is tied, not a parameter"
 
 

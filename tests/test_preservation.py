@@ -28,8 +28,7 @@ def _forward(fw, cfg, arrays, ids, mask):
 def _grow_and_compare(framework, src_cfg, dst_cfg, src_arrays, ids, mask):
     fw = frameworks.load(framework)
     plan = build_plan(src_cfg, dst_cfg, "fpi", "balanced", seed=1)
-    grown = pipeline.grow(framework, compile_recipes(plan), {k: fw.io.to_tensor(v) for k, v in src_arrays.items()},
-                          dst_cfg, None)
+    grown = pipeline.expand(framework, compile_recipes(plan), {k: fw.io.to_tensor(v) for k, v in src_arrays.items()})
     dst_arrays = {k: np.array(v) for k, v in pipeline.to_numpy_state(framework, grown.state).items()}
     src_out = _forward(fw, src_cfg, src_arrays, ids, mask)
     dst_out = _forward(fw, dst_cfg, dst_arrays, ids, mask)

@@ -54,7 +54,8 @@ def bench_case(case: str, fws: list[str], workdir: Path) -> list[dict]:
         recipes = compile_recipes(build_plan(src_cfg, dst_cfg, "aki", "paper", 0))
         plan_s = time.perf_counter() - t0
         out = workdir / name
-        result = pipeline.grow(name, recipes, src_state, dst_cfg, out)
+        result = pipeline.expand(name, recipes, src_state)
+        pipeline.save(result, dst_cfg, out)
         arrays = pipeline.to_numpy_state(name, result.state)
         t0 = time.perf_counter()
         write_safetensors(workdir / "floor.safetensors", arrays)
