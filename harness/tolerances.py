@@ -23,6 +23,7 @@ GATED = {
     "output": ("relative", "max_abs"),
     "layers": ("relative",),
     "preservation": ("relative",),
+    "size": ("pt.overhead", "ms.overhead"),
     "time": ("plan_s", *(f"{fw}.{stage}_s" for fw in ("pt", "ms") for stage in STAGES),
              *(f"ms_over_pt.{stage}" for stage in STAGES)),
 }

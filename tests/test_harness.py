@@ -15,7 +15,7 @@ from harness import frameworks, pipeline, report
 from harness.cases import Case, load_cases
 from harness.config import preset
 from harness.errors import BadInput
-from harness.runner import Hooks, Row, compare_outputs, compare_params, failure_message, run_case
+from harness.runner import Hooks, Row, compare_outputs, compare_params, failure_message, run_case, size_rows
 from harness.tokenizer import encode, minilm_dir
 from harness.tolerances import load_tolerances
 
@@ -246,3 +246,15 @@ def test_tanh_gelu_in_one_bert_layer_fails_output_and_layers_on_real_weights():
     (worst,) = _rows(rows, "layers", "worst.relative")
     assert worst.status == "fail" and "first layer over limit: encoder.layer.2 " in worst.detail
     assert _rows(rows, "layers", "encoder.layer.1.relative")[0].status == "pass"
+
+
+def test_size_fails_for_a_file_missing_bytes_or_bloated():
+    tol = load_tolerances()
+    n_params = 1000
+    ok = size_rows("c", n_params, {"pt": (4000 + 24, "model.safetensors"), "ms": (4000 + 30, "model.ckpt")}, tol)
+    assert failure_message("c", "size", ok) is None
+    short = size_rows("c", n_params, {"pt": (3996, "model.safetensors")}, tol)    # one float missing
+    message = failure_message("c", "size", short)
+    assert message and "pt.overhead" in message and "must be >= 0" in message
+    bloated = size_rows("c", n_params, {"ms": (4000 * 2, "model.ckpt")}, tol)      # 100% overhead > 1e-2
+    assert "ms.overhead" in (failure_message("c", "size", bloated) or "")
