@@ -1,8 +1,9 @@
 """pytest wiring of the parity harness (harness.runner does the work, free of pytest).
 
-- Cases come from cases/cases.toml: every test taking `case` is parametrised with
-  ids = case ids and marks from the row (family, method, slow); each case is its own
-  xdist_group, so `-n 2 --dist loadgroup` never splits one.
+- Cases come from each kind of harness.kinds (growth: cases/cases.toml): every test taking
+  a kind's fixture argument (growth: `case`) is parametrised with ids = case ids and marks
+  from the row (family, method, slow); each case is its own xdist_group, so
+  `-n 2 --dist loadgroup` never splits one.
 - Items are ordered case by case, so each case is computed once and only the most
   recent case's rows are held (memory stays bounded).
 - Rows of every computed case are collected; at session end they are written to
@@ -18,24 +19,45 @@ from pathlib import Path
 import pytest
 
 from harness import report
-from harness.runner import QUANTITIES, CaseFailed, failure_message, run_case, run_case_isolated
+from harness.kinds import KINDS
+from harness.runner import CaseFailed, failure_message
 
 ROOT = Path(__file__).resolve().parent
 REPORTS = Path(os.environ.get("PARITY_REPORTS", ROOT / "reports"))
 
 _rows_key = pytest.StashKey[dict]()   # case id -> rows of its (latest) computation here
-_cases_key = pytest.StashKey[list]()
+_cases_key = pytest.StashKey[dict]()   # kind fixture -> its cases
+_order_key = pytest.StashKey[dict]()   # case id -> position over every kind
 
 
 def _is_worker(config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _cases(config):
+def _cases(config, kind=None) -> list:
+    """The cases of one kind, or of every kind (in KINDS order); loaded once per session."""
     if _cases_key not in config.stash:
-        from harness.cases import load_cases
-        config.stash[_cases_key] = load_cases()
-    return config.stash[_cases_key]
+        by_kind = {k.fixture: k.load() for k in KINDS}
+        seen: dict[str, str] = {}
+        for kind in KINDS:
+            for case in by_kind[kind.fixture]:
+                if case.id in seen:
+                    raise pytest.UsageError(f"case id {case.id!r} is both a {seen[case.id]} and a {kind.name} "
+                                            "case: ids must be unique over every kind (see harness/kinds.py)")
+                seen[case.id] = kind.name
+        config.stash[_cases_key] = by_kind
+        config.stash[_order_key] = {case_id: i for i, case_id in enumerate(seen)}
+    by_kind = config.stash[_cases_key]
+    return by_kind[kind.fixture] if kind else [c for k in KINDS for c in by_kind[k.fixture]]
+
+
+def _kind_of(item):
+    """(kind, case) of a parity item, or (None, None)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for kind in KINDS:
+        if kind.fixture in params:
+            return kind, params[kind.fixture]
+    return None, None
 
 
 def pytest_configure(config):
@@ -45,16 +67,17 @@ def pytest_configure(config):
 
 
 def pytest_generate_tests(metafunc):
-    if "case" not in metafunc.fixturenames:
-        return
     grouped = metafunc.config.pluginmanager.hasplugin("xdist")
-    params = []
-    for case in _cases(metafunc.config):
-        marks = [getattr(pytest.mark, m) for m in case.all_marks]
-        if grouped:
-            marks.append(pytest.mark.xdist_group(case.id))
-        params.append(pytest.param(case, id=case.id, marks=marks))
-    metafunc.parametrize("case", params)
+    for kind in KINDS:
+        if kind.fixture not in metafunc.fixturenames:
+            continue
+        params = []
+        for case in _cases(metafunc.config, kind):
+            marks = [getattr(pytest.mark, m) for m in case.all_marks]
+            if grouped:
+                marks.append(pytest.mark.xdist_group(case.id))
+            params.append(pytest.param(case, id=case.id, marks=marks))
+        metafunc.parametrize(kind.fixture, params)
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
@@ -82,16 +105,21 @@ def _quantity(item) -> str:
     return item.originalname.removeprefix("test_")
 
 
+def _check_key(item):
+    """(case position over all kinds, quantity position) of a parity check item, else None."""
+    kind, case = _kind_of(item)
+    if kind is None or _quantity(item) not in kind.quantities:
+        return None
+    _cases(item.config)
+    return item.config.stash[_order_key][case.id], kind.quantities.index(_quantity(item))
+
+
 def pytest_collection_modifyitems(session, config, items):
-    """All checks of a case consecutive (case order from cases.toml, quantity order of QUANTITIES)."""
-    slots = [i for i, item in enumerate(items)
-             if getattr(item, "callspec", None) is not None and "case" in item.callspec.params
-             and _quantity(item) in QUANTITIES]
+    """All checks of a case consecutive (kind order, case order from its file, quantity order)."""
+    slots = [i for i, item in enumerate(items) if _check_key(item) is not None]
     if not slots:
         return
-    order = {case.id: i for i, case in enumerate(_cases(config))}
-    chosen = sorted((items[i] for i in slots),
-                    key=lambda it: (order[it.callspec.params["case"].id], QUANTITIES.index(_quantity(it))))
+    chosen = sorted((items[i] for i in slots), key=_check_key)
     for slot, item in zip(slots, chosen):
         items[slot] = item
 
@@ -106,11 +134,12 @@ class ParityRun:
     def rows_of(self, case) -> tuple[list, str | None]:
         if case.id != self.case_id:
             self.case_id, self.rows, self.error = case.id, [], None   # free the previous case first
+            kind = next(k for k in KINDS if case in _cases(self.config, k))
             if "slow" in case.marks:   # seed sizes: a child process each, so peaks do not stack
-                self.rows, self.error = run_case_isolated(case, self.workdir, keep=self.keep)
+                self.rows, self.error = kind.run_isolated(case, self.workdir, keep=self.keep)
             else:
                 try:
-                    self.rows = run_case(case, self.workdir, keep=self.keep)
+                    self.rows = kind.run(case, self.workdir, keep=self.keep)
                 except CaseFailed as e:
                     self.rows, self.error = e.rows, str(e)
             self.config.stash[_rows_key][case.id] = self.rows
@@ -145,7 +174,8 @@ def pytest_sessionfinish(session, exitstatus):
         for case, rows in report.merge_shards(shards).items():
             by_case.setdefault(case, rows)
         shutil.rmtree(shards, ignore_errors=True)
-        order = {case.id: i for i, case in enumerate(_cases(config))}
+        _cases(config)
+        order = config.stash[_order_key]
         config.stash[_rows_key] = by_case = dict(sorted(by_case.items(), key=lambda kv: order.get(kv[0], len(order))))
     if by_case:
         report.write_reports([r for rows in by_case.values() for r in rows], REPORTS)

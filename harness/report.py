@@ -14,7 +14,8 @@ import math
 from pathlib import Path
 
 from harness.checkpoint import atomic_path
-from harness.runner import QUANTITIES, Row
+from harness.kinds import GROWTH, all_quantities
+from harness.runner import Row
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Row))
 SHARDS = ".shards"
@@ -87,10 +88,12 @@ def _mb(n) -> str:
 
 
 def summary(rows: list[Row]) -> list[dict[str, str]]:
-    """One dict per case, in the order cases first appear in `rows`."""
+    """One dict per growth case, in the order cases first appear in `rows` (other kinds' cases,
+    which have none of the growth quantities, get their own tables)."""
+    growth = {r.case for r in rows if r.quantity in GROWTH.quantities}
     by_case: dict[str, dict[tuple[str, str], Row]] = {}
     status: dict[str, str] = {}
-    for r in rows:
+    for r in (r for r in rows if r.case in growth):
         by_case.setdefault(r.case, {})[(r.quantity, r.metric)] = r
         if r.status == "fail":
             status[r.case] = "FAIL"
@@ -140,7 +143,7 @@ def render_markdown(rows: list[Row]) -> str:
     table = summary(rows)
     if table:
         parts += [_md_table(list(table[0]), [list(d.values()) for d in table]), ""]
-    for quantity in QUANTITIES + ("run",):
+    for quantity in all_quantities() + ("run",):
         chosen = [r for r in rows if r.quantity == quantity]
         if not chosen:
             continue

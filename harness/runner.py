@@ -32,12 +32,13 @@ from harness import frameworks, pipeline
 from harness.cases import Case
 from harness.checkpoint import sha256
 from harness.config import ModelConfig
+from harness.kinds import GROWTH
 from harness.metrics import cosine, max_abs, relative, ulp_distance
 from harness.plan import GrowthPlan, build_plan
 from harness.recipe import compile_recipes
 from harness.tolerances import STAGES, Tolerances, load_tolerances
 
-QUANTITIES = ("param", "output", "layers", "preservation", "time", "size", "hash")
+QUANTITIES = GROWTH.quantities   # param, output, layers, preservation, time, size, hash
 FRAMEWORK_ORDER = ("pt", "ms")   # PyTorch first: its weights file is the reference the MindSpore state meets
 BATCH, TOKENS = 4, 24            # inputs: small, because MindSpore PyNative forward is slow
 TOKENIZER_VOCAB = 30522          # MiniLM's tokenizer: its ids fit only models with at least this vocabulary
