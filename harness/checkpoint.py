@@ -8,9 +8,6 @@ PyTorch pickle .bin/.pth (read with torch.load(weights_only=True) only).
 from __future__ import annotations
 
 import json
-import os
-import struct
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -20,12 +17,11 @@ import numpy as np
 from harness.config import ModelConfig
 from harness.errors import BadInput
 from harness.names import IGNORED_BUFFERS, param_shapes
+from harness.writers import SafetensorsStream, commit, discard, temp_beside
 
 SAFETENSORS_NAME = "model.safetensors"
 CKPT_NAME = "model.ckpt"
 CONFIG_NAME = "config.json"
-_ST_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.int64): "I64",
-              np.dtype(np.int32): "I32", np.dtype(np.float64): "F64"}
 
 
 # -- atomic writes ----------------------------------------------------------------
@@ -37,30 +33,12 @@ def atomic_path(final: Path):
     file ever carries the final name and an earlier file of that name is untouched.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    # the temporary name keeps the final suffix: MindSpore appends ".ckpt" to names without it
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial" + final.suffix, dir=final.parent)
-    os.close(fd)
+    tmp = temp_beside(final)
     try:
-        yield Path(tmp)
-        # mkstemp makes 0600 and MindSpore marks its .ckpt read-only: give the file the
-        # mode any other file written here gets (0666 less the umask)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        dir_fd = os.open(final.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        yield tmp
+        commit(tmp, final)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        discard(tmp)
         raise
 
 
@@ -71,32 +49,20 @@ def write_json(path: Path, obj) -> None:
 
 def write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None,
                       on_tensor: Callable[[str, int], None] | None = None) -> int:
-    """Write `tensors` (name -> C-contiguous numpy array) as one safetensors file.
+    """Write `tensors` (name -> numpy array) as one safetensors file (harness.writers).
 
     Streams tensor by tensor (no second copy of the model in memory) in the given
     order, so equal inputs give byte-identical files. Aliased arrays (a stacked
     layer shared by several names) are written once per name, as the format needs.
     Returns the number of bytes written.
     """
-    header: dict[str, object] = {"__metadata__": dict(metadata or {"format": "pt"})}
-    offset = 0
-    for name, arr in tensors.items():
-        if arr.dtype not in _ST_DTYPES:
-            raise BadInput(f"{path}: tensor {name} has dtype {arr.dtype}, which this writer does not support",
-                           "convert it to float32")
-        header[name] = {"dtype": _ST_DTYPES[arr.dtype], "shape": list(arr.shape),
-                        "data_offsets": [offset, offset + arr.nbytes]}
-        offset += arr.nbytes
-    head = json.dumps(header, separators=(",", ":")).encode()
-    head += b" " * (-len(head) % 8)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(head)))
-        f.write(head)
+    layout = [(name, arr.shape, arr.dtype) for name, arr in tensors.items()]
+    with SafetensorsStream(path, layout, metadata) as writer:
         for name, arr in tensors.items():
-            f.write(memoryview(np.ascontiguousarray(arr)).cast("B"))
+            writer.write(name, arr)
             if on_tensor:
                 on_tensor(name, arr.nbytes)
-    return 8 + len(head) + offset
+    return writer.bytes
 
 
 # -- reading --------------------------------------------------------------------

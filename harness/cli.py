@@ -117,23 +117,26 @@ def cmd_expand(args) -> int:
                       console=console, transient=True) as bar:
             task = bar.add_task(f"{fw.title}: loading source", total=None)
             src_state, load_s = pipeline.load_source(name, src_cfg, args.src_ckpt, args.seed, args.allow_nonfinite)
-            bar.update(task, description=f"{fw.title}: expanding", total=len(recipes), completed=0)
-            result = pipeline.expand(name, recipes, src_state, on_tensor=lambda _: bar.advance(task))
-            bar.update(task, description=f"{fw.title}: saving", total=None)
-            path = pipeline.save(result, dst_cfg, args.out)
-        rows.append((fw.title, load_s, plan_seconds, result.seconds["expand"], result.seconds["save"], path))
+            bar.update(task, description=f"{fw.title}: expanding and writing", total=len(recipes), completed=0)
+            result = pipeline.grow(name, recipes, src_state, dst_cfg, args.out, on_tensor=lambda _: bar.advance(task))
+            path = result.weights_path
+        rows.append((fw.title, {"load": load_s, "plan": plan_seconds, **result.seconds}, path))
         del src_state, result
 
     log = {"plan": json.loads(plan.to_json()), "tensors": provenance(plan, recipes),
-           "seconds": {r[0]: dict(zip(pipeline.STAGES, r[1:5])) for r in rows}}
+           "seconds": {title: seconds for title, seconds, _ in rows},
+           "seconds_note": "expand: the expansion loop, while a writer thread writes each finished tensor; "
+                           "save: the writing left after it (then fsync, rename); grow: expand + save"}
     write_json(args.out / "plan.json", log)
 
     table = Table(title=f"{args.model} {src_cfg.name or 'source'} -> {args.dst}, {args.method}/{args.sampling}, "
                         f"seed {args.seed}: {src_cfg.n_params():,} -> {dst_cfg.n_params():,} params")
-    for col in ("framework", "load s", "plan s", "expand s", "save s", "file", "MB"):
+    columns = {"load s": "load", "plan s": "plan", "expand s": "expand", "write after s": "save",
+               "expand + write s": "grow"}
+    for col in ("framework", *columns, "file", "MB"):
         table.add_column(col, justify="right" if col.endswith(("s", "MB")) else "left")
-    for title, load_s, plan_s, exp_s, save_s, path in rows:
-        table.add_row(title, f"{load_s:.2f}", f"{plan_s:.2f}", f"{exp_s:.2f}", f"{save_s:.2f}",
+    for title, seconds, path in rows:
+        table.add_row(title, *(f"{seconds[key]:.2f}" for key in columns.values()),
                       str(path), f"{path.stat().st_size / 1e6:.1f}")
     Console().print(table)
     print(f"plan and provenance: {args.out / 'plan.json'}")

@@ -13,7 +13,8 @@ import numpy as np
 from harness.checkpoint import CONFIG_NAME, load_checkpoint, write_json
 from harness.config import ModelConfig
 # mirror: framework
-from harness.checkpoint import SAFETENSORS_NAME, write_safetensors
+from harness.checkpoint import SAFETENSORS_NAME
+from harness.writers import SafetensorsStream, StreamWriter
 import torch
 
 Tensor = torch.Tensor
@@ -28,18 +29,26 @@ def to_numpy(tensor: Tensor) -> np.ndarray:
     return tensor.detach().numpy()
 
 
-def _write_weights(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    write_safetensors(path, arrays, {"format": "pt"})
+def _open_weights(path: Path, layout: list) -> StreamWriter:
+    return SafetensorsStream(path, layout, {"format": "pt"})
 # mirror: end
+
+
+def open_writer(out_dir: Path, cfg: ModelConfig, layout: list) -> StreamWriter:
+    """Write config.json into out_dir and open the weights file for streaming: the tensors of
+    `layout` ([(name, shape, dtype)]) are then written in that order, as numpy arrays."""
+    out_dir = Path(out_dir)
+    write_json(out_dir / CONFIG_NAME, cfg.to_hf())
+    return _open_weights(out_dir / WEIGHTS_NAME, layout)
 
 
 def save(out_dir: Path, cfg: ModelConfig, state: dict[str, Tensor]) -> Path:
     """Write config.json and the weights into out_dir; return the weights path."""
-    out_dir = Path(out_dir)
-    write_json(out_dir / CONFIG_NAME, cfg.to_hf())
-    path = out_dir / WEIGHTS_NAME
-    _write_weights(path, {name: to_numpy(t) for name, t in state.items()})
-    return path
+    arrays = {name: to_numpy(t) for name, t in state.items()}
+    with open_writer(out_dir, cfg, [(name, a.shape, a.dtype) for name, a in arrays.items()]) as writer:
+        for name, a in arrays.items():
+            writer.write(name, a)
+    return writer.path
 
 
 def load(path: Path, cfg: ModelConfig | None = None,

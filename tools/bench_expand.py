@@ -4,10 +4,12 @@ For each case the source is drawn from the seed and written once as safetensors;
 each framework then loads it, runs the shared plan's recipes, and saves its own
 format (PyTorch: HF folder with model.safetensors; MindSpore: model.ckpt).
 "write" is the floor: the target's bytes written as safetensors from memory.
-Prints one table; the MindSpore / PyTorch ratio is given for expand and for the
-whole load + expand + save.
+"grow" is expand and save at once (pipeline.grow, as the CLI runs it). Each is
+run --repeat times and the medians are printed, with the spread between runs.
+Prints one table; the MindSpore / PyTorch ratio is given for expand, for
+load + expand + save, and for load + grow.
 
-    python tools/bench_expand.py [--cases bert_small2base_aki,...] [--frameworks pt,ms]
+    python tools/bench_expand.py [--cases bert_small2base_aki,...] [--frameworks pt,ms] [--repeat 3]
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import argparse
 import gc
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -39,7 +42,13 @@ SEED_CASES = {
 }
 
 
-def bench_case(case: str, fws: list[str], workdir: Path) -> list[dict]:
+def _median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def bench_case(case: str, fws: list[str], workdir: Path, repeat: int) -> list[dict]:
+    """Per framework, `repeat` times: load; expand, save and the write floor, each alone;
+    then grow (expand and save at once, the CLI's way). Medians of each."""
     family, src, dst = SEED_CASES[case]
     src_cfg, dst_cfg = preset(family, src), preset(family, dst)
     src_path = workdir / "src" / "model.safetensors"
@@ -47,26 +56,38 @@ def bench_case(case: str, fws: list[str], workdir: Path) -> list[dict]:
     rows = []
     for name in fws:
         fw = frameworks.load(name)
-        t0 = time.perf_counter()
-        _, src_state = fw.io.load(src_path, src_cfg)
-        load_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        recipes = compile_recipes(build_plan(src_cfg, dst_cfg, "aki", "paper", 0))
-        plan_s = time.perf_counter() - t0
-        out = workdir / name
-        result = pipeline.expand(name, recipes, src_state)
-        pipeline.save(result, dst_cfg, out)
-        arrays = pipeline.to_numpy_state(name, result.state)
-        t0 = time.perf_counter()
-        write_safetensors(workdir / "floor.safetensors", arrays)
-        floor_s = time.perf_counter() - t0
-        rows.append({"case": case, "framework": fw.title, "load": load_s, "plan": plan_s,
-                     "expand": result.seconds["expand"], "save": result.seconds["save"], "write": floor_s,
-                     "bytes": result.weights_bytes})
-        del src_state, result, arrays
-        gc.collect()
-        shutil.rmtree(out, ignore_errors=True)
-        (workdir / "floor.safetensors").unlink(missing_ok=True)
+        runs: dict[str, list[float]] = {k: [] for k in ("load", "plan", "expand", "save", "write", "grow")}
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            _, src_state = fw.io.load(src_path, src_cfg)
+            runs["load"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            recipes = compile_recipes(build_plan(src_cfg, dst_cfg, "aki", "paper", 0))
+            runs["plan"].append(time.perf_counter() - t0)
+            result = pipeline.expand(name, recipes, src_state)
+            pipeline.save(result, dst_cfg, workdir / name)
+            nbytes = result.weights_bytes
+            runs["expand"].append(result.seconds["expand"])
+            runs["save"].append(result.seconds["save"])
+            arrays = pipeline.to_numpy_state(name, result.state)
+            t0 = time.perf_counter()
+            write_safetensors(workdir / "floor.safetensors", arrays)
+            runs["write"].append(time.perf_counter() - t0)
+            del result, arrays
+            gc.collect()
+            shutil.rmtree(workdir / name, ignore_errors=True)
+            (workdir / "floor.safetensors").unlink(missing_ok=True)
+            grown = pipeline.grow(name, recipes, src_state, dst_cfg, workdir / name)
+            runs["grow"].append(grown.seconds["grow"])
+            del grown, src_state
+            gc.collect()
+            shutil.rmtree(workdir / name, ignore_errors=True)
+        row = {"case": case, "framework": fw.title, "bytes": nbytes, "runs": repeat}
+        row.update({k: _median(v) for k, v in runs.items()})
+        row["spread"] = max(max(v) / min(v) for k, v in runs.items() if k != "plan" and min(v) > 0)
+        rows.append(row)
+        print(f"{case} {fw.title}: " + ", ".join(f"{k} {' '.join(f'{x:.2f}' for x in v)}" for k, v in runs.items()),
+              flush=True)
     shutil.rmtree(workdir / "src", ignore_errors=True)
     return rows
 
@@ -75,38 +96,44 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default=",".join(SEED_CASES))
     ap.add_argument("--frameworks", default="pt,ms")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per case and framework; medians are shown")
     ap.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temp folder)")
     args = ap.parse_args()
     from rich.console import Console
     from rich.table import Table
-    table = Table(title="expansion benchmark (seconds; ratio = MindSpore / PyTorch)")
-    for col in ("case", "framework", "load", "plan", "expand", "save", "total", "write floor",
-                "total / floor", "MB", "ratio expand", "ratio total"):
+    table = Table(title=f"expansion benchmark: seconds, median of {args.repeat} (ratio = MindSpore / PyTorch)")
+    columns = ("case", "framework", "load", "plan", "expand", "save", "load+expand+save", "grow", "load+grow",
+               "write floor", "sequential / floor", "pipelined / floor", "MB", "spread", "ratio expand",
+               "ratio load+expand+save", "ratio load+grow")
+    for col in columns:
         table.add_column(col, justify="left" if col in ("case", "framework") else "right")
-    console = Console(width=200)
+    console = Console(width=240)
     for case in args.cases.split(","):
         if case not in SEED_CASES:
             print(f"error: unknown case {case!r}\n  fix: use one of {', '.join(SEED_CASES)}", file=sys.stderr)
             return 2
         workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=args.workdir))
         try:
-            rows = bench_case(case, args.frameworks.split(","), workdir)
+            rows = bench_case(case, args.frameworks.split(","), workdir, args.repeat)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         by_fw = {r["framework"]: r for r in rows}
         for r in rows:
-            total = r["load"] + r["expand"] + r["save"]
-            ratio_e = ratio_t = ""
+            r["sequential"] = r["load"] + r["expand"] + r["save"]
+            r["pipelined"] = r["load"] + r["grow"]
+            ratios = ["", "", ""]
             if r["framework"] == "MindSpore" and "PyTorch" in by_fw:
                 pt = by_fw["PyTorch"]
-                ratio_e = f"{r['expand'] / pt['expand']:.2f}"
-                ratio_t = f"{total / (pt['load'] + pt['expand'] + pt['save']):.2f}"
-            table.add_row(r["case"], r["framework"], f"{r['load']:.2f}", f"{r['plan']:.2f}", f"{r['expand']:.2f}",
-                          f"{r['save']:.2f}", f"{total:.2f}", f"{r['write']:.2f}", f"{total / r['write']:.2f}",
-                          f"{r['bytes'] / 1e6:.0f}", ratio_e, ratio_t)
-            console.print(f"{r['case']} {r['framework']}: load {r['load']:.2f} plan {r['plan']:.2f} "
-                          f"expand {r['expand']:.2f} save {r['save']:.2f} (floor {r['write']:.2f})")
+                ratios = [f"{r[k] / pt[k]:.2f}" for k in ("expand", "sequential", "pipelined")]
+            table.add_row(r["case"], r["framework"], *(f"{r[k]:.2f}" for k in ("load", "plan", "expand", "save",
+                                                                                "sequential", "grow", "pipelined",
+                                                                                "write")),
+                          f"{r['sequential'] / r['write']:.2f}", f"{r['pipelined'] / r['write']:.2f}",
+                          f"{r['bytes'] / 1e6:.0f}", f"{r['spread']:.1f}x", *ratios)
     console.print(table)
+    console.print("grow = expand and save at once (a writer thread takes each tensor as it is made; the CLI's "
+                  "way); spread = the largest max/min over the runs of one stage; resource: "
+                  f"{os.cpu_count()} cores")
     return 0
 
 

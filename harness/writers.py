@@ -1,0 +1,274 @@
+"""Streaming checkpoint writers: tensors go to disk one at a time, in order, as they arrive.
+
+    with SafetensorsStream(path, layout) as w:     # layout: [(name, shape, dtype)], known up front
+        for name, array in ...: w.write(name, array)
+    with CkptStream(path) as w: ...                # MindSpore's .ckpt framing, byte-identical to
+                                                   # mindspore.save_checkpoint of the same arrays
+    with Background(SafetensorsStream(...)) as w:  # the same, on a writer thread: put() returns at once
+        w.put(name, array)
+
+Every writer writes to a temporary name beside the final one; leaving the `with` block normally
+fsyncs and renames it into place, an error (or Ctrl-C) removes it. Each array is written from its
+own memory (one copy, into the page cache), never serialised into a second buffer first.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import struct
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import BadInput
+
+ST_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.int64): "I64",
+             np.dtype(np.int32): "I32", np.dtype(np.float64): "F64"}
+CKPT_DTYPES = {np.dtype(np.float32): "Float32", np.dtype(np.float16): "Float16", np.dtype(np.int64): "Int64",
+               np.dtype(np.int32): "Int32", np.dtype(np.float64): "Float64"}
+CKPT_CHUNK = 512 * 1024 * 1024   # mindspore.train.serialization: 1024 * SLICE_SIZE bytes per Value
+
+
+# -- the temporary file ------------------------------------------------------------
+def temp_beside(final: Path) -> Path:
+    """A new empty temporary file beside `final`, keeping its suffix (MindSpore appends .ckpt otherwise)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial" + final.suffix, dir=final.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def commit(tmp: Path, final: Path) -> None:
+    """fsync tmp, give it the mode any new file gets (0666 less the umask; mkstemp makes 0600),
+    rename it to final and fsync the folder."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    dir_fd = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def discard(tmp: Path) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+
+
+def _write_all(fd: int, data) -> None:
+    view = memoryview(data)
+    if view.nbytes == 0:
+        return
+    view = view.cast("B")
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+# -- writers -------------------------------------------------------------------------
+class StreamWriter:
+    """Base: a temporary file open for writing; close() commits it, abort() removes it."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.tmp = temp_beside(self.path)
+        self.fd = os.open(self.tmp, os.O_WRONLY)
+        self.bytes = 0
+
+    def _out(self, data) -> None:
+        _write_all(self.fd, data)
+        self.bytes += memoryview(data).nbytes
+
+    def write(self, name: str, array: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Anything due after the last tensor (a check that every tensor came)."""
+
+    def close(self) -> Path:
+        try:
+            self._finish()
+        except BaseException:
+            self.abort()
+            raise
+        os.close(self.fd)
+        self.fd = -1
+        try:
+            commit(self.tmp, self.path)
+        except BaseException:
+            discard(self.tmp)
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        discard(self.tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _raw(array: np.ndarray) -> memoryview:
+    """The array's bytes as a flat view (a copy only if it is not C-contiguous)."""
+    array = array if array.flags.c_contiguous else np.ascontiguousarray(array)
+    return memoryview(array.reshape(-1).view(np.uint8))
+
+
+class SafetensorsStream(StreamWriter):
+    """safetensors: the header (every name, dtype, shape and offset) first, then the tensors in
+    layout order. Equal inputs give byte-identical files."""
+
+    def __init__(self, path: Path, layout: list[tuple[str, tuple[int, ...], np.dtype]],
+                 metadata: dict[str, str] | None = None):
+        header: dict[str, object] = {"__metadata__": dict(metadata or {"format": "pt"})}
+        offset = 0
+        for name, shape, dtype in layout:
+            dtype = np.dtype(dtype)
+            if dtype not in ST_DTYPES:
+                raise BadInput(f"{path}: tensor {name} has dtype {dtype}, which this writer does not support",
+                               "convert it to float32")
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            header[name] = {"dtype": ST_DTYPES[dtype], "shape": [int(s) for s in shape],
+                            "data_offsets": [offset, offset + nbytes]}
+            offset += nbytes
+        self.layout = [(name, tuple(int(s) for s in shape), np.dtype(dtype)) for name, shape, dtype in layout]
+        self.next = 0
+        head = json.dumps(header, separators=(",", ":")).encode()
+        head += b" " * (-len(head) % 8)
+        super().__init__(path)
+        self._out(struct.pack("<Q", len(head)))
+        self._out(head)
+
+    def write(self, name: str, array: np.ndarray) -> None:
+        if self.next >= len(self.layout):
+            raise ValueError(f"{self.path}: tensor {name} is one more than the {len(self.layout)} announced")
+        want = self.layout[self.next]
+        if (name, tuple(array.shape), array.dtype) != want:
+            raise ValueError(f"{self.path}: got tensor {name} {array.dtype}{tuple(array.shape)}, "
+                             f"expected {want[0]} {want[2]}{want[1]} (tensor #{self.next + 1} of the header)")
+        self._out(_raw(array))
+        self.next += 1
+
+    def _finish(self) -> None:
+        if self.next != len(self.layout):
+            raise ValueError(f"{self.path}: {self.next} of {len(self.layout)} tensors were written "
+                             f"(next missing: {self.layout[self.next][0]})")
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:     # a length-delimited protobuf field
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+class CkptStream(StreamWriter):
+    """MindSpore .ckpt: a run of serialised Checkpoint messages (checkpoint.proto), one Value
+    {tag, TensorProto{dims, tensor_type, tensor_content}} per tensor, tensors over 512 MiB split
+    into byte chunks that repeat tag and dims: the framing mindspore.save_checkpoint writes.
+    The tensor bytes are written straight from the array, after a few bytes of framing."""
+
+    def __init__(self, path: Path, chunk: int = CKPT_CHUNK):
+        super().__init__(path)
+        self.chunk = chunk
+
+    def write(self, name: str, array: np.ndarray) -> None:
+        if array.dtype not in CKPT_DTYPES:
+            raise BadInput(f"{self.path}: tensor {name} has dtype {array.dtype}, which this writer does not support",
+                           "convert it to float32")
+        if array.size == 0:   # save_checkpoint writes no Value for it: the tensor would vanish
+            raise BadInput(f"{self.path}: tensor {name} is empty {tuple(array.shape)}; a MindSpore .ckpt "
+                           "cannot hold it (mindspore.save_checkpoint silently drops such tensors)",
+                           "save this state as safetensors")
+        data = _raw(array)
+        dims = b"".join(_varint(1 << 3 | 0) + _varint(int(d)) for d in array.shape)
+        type_field = _field(2, CKPT_DTYPES[array.dtype].encode())
+        for start in range(0, len(data), self.chunk):
+            part = data[start:start + self.chunk]
+            content_head = _varint(3 << 3 | 2) + _varint(len(part))
+            tensor_len = len(dims) + len(type_field) + len(content_head) + len(part)
+            value_head = _field(1, name.encode()) + _varint(2 << 3 | 2) + _varint(tensor_len)
+            value_len = len(value_head) + tensor_len
+            self._out(_varint(1 << 3 | 2) + _varint(value_len) + value_head + dims + type_field + content_head)
+            self._out(part)
+
+
+# -- a writer on its own thread ---------------------------------------------------------
+class Background:
+    """Runs a StreamWriter on a thread: put() queues a tensor and returns, so writing overlaps
+    whatever produces the next one (the kernel copies and flushes while Python waits in os.write).
+    An error on the writer thread is raised by the next put() or by close()."""
+
+    _STOP = object()
+
+    def __init__(self, writer: StreamWriter):
+        self.writer = writer
+        self.queue: queue.Queue = queue.Queue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=f"write {writer.path.name}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is self._STOP:
+                return
+            if self.error is None:
+                try:
+                    self.writer.write(*item)
+                except BaseException as e:   # reported to the producer
+                    self.error = e
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def put(self, name: str, array: np.ndarray) -> None:
+        self._raise()
+        self.queue.put((name, array))
+
+    def close(self) -> Path:
+        self.queue.put(self._STOP)
+        self.thread.join()
+        if self.error is not None:
+            self.writer.abort()
+            raise self.error
+        return self.writer.close()
+
+    def abort(self) -> None:
+        self.error = self.error or RuntimeError("aborted")
+        self.queue.put(self._STOP)
+        self.thread.join()
+        self.writer.abort()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()

@@ -1,0 +1,139 @@
+"""Streaming writers (harness.writers): MindSpore's .ckpt bytes, safetensors order checks,
+the writer thread, and no partial file under the final name on any failure."""
+import numpy as np
+import pytest
+
+from harness.writers import Background, CkptStream, SafetensorsStream
+
+
+def _state(rng):
+    return {"encoder.layer.0.attention.self.query.weight": rng.standard_normal((7, 5), dtype=np.float32),
+            "bias": rng.standard_normal(300, dtype=np.float32),
+            "half": rng.standard_normal((3, 4)).astype(np.float16),
+            "ids": np.arange(6, dtype=np.int64).reshape(2, 3),
+            "empty": np.zeros((0, 4), np.float32)}
+
+
+def _ckpt_state(rng):
+    return {k: v for k, v in _state(rng).items() if v.size}
+
+
+def _ckpt_bytes(path, state, chunk=None):
+    writer = CkptStream(path) if chunk is None else CkptStream(path, chunk=chunk)
+    with writer:
+        for name, a in state.items():
+            writer.write(name, a)
+    return path.read_bytes()
+
+
+def test_ckpt_bytes_equal_mindspore_save_checkpoint(tmp_path):
+    import mindspore as ms
+    state = _ckpt_state(np.random.default_rng(0))
+    ms.save_checkpoint(state, str(tmp_path / "ms.ckpt"))
+    assert _ckpt_bytes(tmp_path / "ours.ckpt", state) == (tmp_path / "ms.ckpt").read_bytes()
+    loaded = ms.load_checkpoint(str(tmp_path / "ours.ckpt"))
+    assert list(loaded) == list(state)
+    for name, a in state.items():
+        assert loaded[name].asnumpy().dtype == a.dtype
+        np.testing.assert_array_equal(loaded[name].asnumpy(), a)
+
+
+def test_ckpt_chunking_equals_mindspore_slices(tmp_path, monkeypatch):
+    """Tensors over the chunk size are split into byte chunks, as save_checkpoint splits at 512 MiB."""
+    import mindspore as ms
+    from mindspore.train import serialization
+    monkeypatch.setattr(serialization, "SLICE_SIZE", 1)   # KiB: chunks of 1024 * 1 bytes
+    state = _ckpt_state(np.random.default_rng(1))
+    ms.save_checkpoint(state, str(tmp_path / "ms.ckpt"))
+    ours = _ckpt_bytes(tmp_path / "ours.ckpt", state, chunk=1024)
+    assert ours == (tmp_path / "ms.ckpt").read_bytes()
+    assert ours.count(b"\n\x04bias") == 2      # 1200 bytes: two chunks, each naming the tensor
+    np.testing.assert_array_equal(ms.load_checkpoint(str(tmp_path / "ours.ckpt"))["bias"].asnumpy(), state["bias"])
+
+
+def test_safetensors_stream_reads_back(tmp_path):
+    from safetensors.numpy import load_file
+    state = _state(np.random.default_rng(2))
+    path = tmp_path / "m.safetensors"
+    with SafetensorsStream(path, [(n, a.shape, a.dtype) for n, a in state.items()]) as w:
+        for n, a in state.items():
+            w.write(n, a)
+    back = load_file(str(path))
+    assert set(back) == set(state)
+    for n, a in state.items():
+        np.testing.assert_array_equal(back[n], a)
+
+
+@pytest.mark.parametrize("fault", ["wrong order", "wrong shape", "missing last"])
+def test_safetensors_stream_refuses_what_the_header_does_not_say(tmp_path, fault):
+    state = _state(np.random.default_rng(3))
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(b"earlier output")
+    names = list(state)
+    with pytest.raises(ValueError) as err:
+        with SafetensorsStream(path, [(n, a.shape, a.dtype) for n, a in state.items()]) as w:
+            if fault == "wrong order":
+                w.write(names[1], state[names[1]])
+            elif fault == "wrong shape":
+                w.write(names[0], state[names[0]].T.copy())
+            else:
+                for n in names[:-1]:
+                    w.write(n, state[n])
+    assert ("expected" in str(err.value)) if fault != "missing last" else ("next missing: empty" in str(err.value))
+    assert path.read_bytes() == b"earlier output"           # the earlier file is untouched
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]   # and no temporary file is left
+
+
+def test_ckpt_refuses_an_empty_tensor_it_could_not_keep(tmp_path):
+    from harness.errors import BadInput
+    with pytest.raises(BadInput, match="tensor empty is empty"):
+        with CkptStream(tmp_path / "m.ckpt") as w:
+            w.write("empty", np.zeros((0, 4), np.float32))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_background_writes_the_same_bytes(tmp_path):
+    state = _ckpt_state(np.random.default_rng(4))
+    direct = _ckpt_bytes(tmp_path / "a.ckpt", state)
+    with Background(CkptStream(tmp_path / "b.ckpt")) as w:
+        for n, a in state.items():
+            w.put(n, a)
+    assert (tmp_path / "b.ckpt").read_bytes() == direct
+
+
+def test_background_error_reaches_the_producer_and_leaves_no_file(tmp_path):
+    state = _state(np.random.default_rng(5))
+    path = tmp_path / "m.safetensors"
+    names = list(state)
+    with pytest.raises(ValueError, match="expected"):
+        with Background(SafetensorsStream(path, [(n, a.shape, a.dtype) for n, a in state.items()])) as w:
+            w.put(names[1], state[names[1]])   # out of order: the thread fails
+            w.put(names[0], state[names[0]])   # raised here or at close
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_background_abort_on_interrupt_leaves_no_file(tmp_path):
+    state = _state(np.random.default_rng(6))
+    with pytest.raises(KeyboardInterrupt):
+        with Background(CkptStream(tmp_path / "m.ckpt")) as w:
+            w.put("bias", state["bias"])
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("framework", ["pt", "ms"])
+def test_grow_writes_what_expand_then_save_writes(tmp_path, framework):
+    """pipeline.grow (writer thread alongside the expansion) and expand + save give the same bytes."""
+    from harness import pipeline
+    from harness.config import preset
+    from harness.plan import build_plan
+    from harness.recipe import compile_recipes
+    src, dst = preset("gpt2", "tiny"), preset("gpt2", "tiny_wd")
+    recipes = compile_recipes(build_plan(src, dst, "aki", "paper", 0))
+    state, _ = pipeline.load_source(framework, src, None, 0)
+    grown = pipeline.grow(framework, recipes, state, dst, tmp_path / "grow")
+    apart = pipeline.expand(framework, recipes, state)
+    path = pipeline.save(apart, dst, tmp_path / "apart")
+    assert grown.weights_path.read_bytes() == path.read_bytes()
+    assert set(grown.seconds) == {"expand", "save", "grow"}
+    assert sorted(p.name for p in (tmp_path / "grow").iterdir()) == ["config.json", path.name]
