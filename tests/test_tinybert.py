@@ -16,10 +16,13 @@ import textwrap
 import numpy as np
 import pytest
 
+from harness import frameworks
+from harness.config import preset
 from harness.distill import StepSetup, adam_weight_decay_reference
 from harness.distill_cases import load_distill_cases
 from harness.distill_runner import DistillHooks, compare_grads, run_distill_case
 from harness.errors import BadInput
+from harness.init import init_state
 from harness.metrics import relative
 from harness.runner import failure_message
 from harness.tolerances import load_tolerances
@@ -49,6 +52,20 @@ def test_case_ids_and_layer_maps():
     assert not cases["tinybert_zh_td_step"].layer_map_given and cases["tinybert_gd_step"].layer_map_given
     assert cases["tinybert_gd_step"].num_labels == 0 and cases["tinybert_td_step"].num_labels == 2
     assert all(("slow" in c.marks) == (c.teacher != "minilm") for c in cases.values())
+
+
+def test_each_kind_is_parametrised_with_its_own_cases_from_the_first_call():
+    """conftest loads every kind on the first call; that call must still answer for the kind asked
+    (it once answered with the last kind's cases, so test_param ran the TinyBERT cases)."""
+    import types
+
+    import conftest
+    from harness.distill_cases import DistillCase
+    from harness.kinds import DISTILL, GROWTH
+    config = types.SimpleNamespace(stash=pytest.Stash())
+    growth = conftest._cases(config, GROWTH)
+    assert growth and not any(isinstance(c, DistillCase) for c in growth)
+    assert [c.id for c in conftest._cases(config, DISTILL)] == [c.id for c in load_distill_cases()]
 
 
 ROW = 'stage = "gd"\nteacher = "base"\nstudent = "tinybert_zh"\n'
@@ -85,6 +102,33 @@ def test_duplicate_distill_id_names_both_rows(tmp_path):
         load_distill_cases(path)
 
 
+# -- the models ---------------------------------------------------------------------------
+def test_classification_head_is_transformers_bert_for_sequence_classification():
+    """Same names, order and shapes as transformers' BertForSequenceClassification, and the same
+    logits and attention on its (random) weights with padded ids."""
+    import torch
+    import transformers
+    cfg = preset("bert", "tiny")
+    hf = transformers.BertForSequenceClassification(
+        transformers.BertConfig(**cfg.to_hf(), num_labels=3, attn_implementation="eager")).eval()
+    state = {n: p.detach().numpy().copy() for n, p in hf.named_parameters()}
+    ours = frameworks.load("pt").distill.BertForSequenceClassification(cfg, 3)
+    assert [(n, tuple(p.shape)) for n, p in ours.named_parameters()] == [(n, a.shape) for n, a in state.items()]
+    frameworks.load("pt").models.load_numpy_state(ours, state)
+    ids = np.random.default_rng(0).integers(1, cfg.vocab, (2, 9))
+    mask = np.ones_like(ids)
+    mask[1, 6:] = 0
+    with torch.no_grad():
+        want = hf(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), output_attentions=True)
+        logits, _, scores = ours(torch.from_numpy(ids), torch.from_numpy(mask).float())
+    assert relative(logits.numpy(), want.logits.numpy()) < 1e-6
+    # the scores TinyBERT distils are the ones each layer attends with: softmax(scores + mask) = its attention
+    from models_pt.layers import padding_mask
+    assert len(scores) == len(want.attentions) == cfg.layers
+    for s, a in zip(scores, want.attentions):
+        assert relative(torch.softmax(s + padding_mask(torch.from_numpy(mask)), -1).numpy(), a.numpy()) < 1e-6
+
+
 # -- the optimizer rule -------------------------------------------------------------------
 def test_reference_rule_is_not_bias_corrected_adamw():
     """The rule both sides are checked against is AdamWeightDecay's, and a bias-corrected AdamW
@@ -108,6 +152,33 @@ def test_reference_rule_is_not_bias_corrected_adamw():
     limit = load_tolerances().limit("tinybert_gd_step", "update", "relative").value
     adamw_step = tensors["w.weight"].detach().numpy() - params["w.weight"]
     assert relative(adamw_step, ours["w.weight"] - params["w.weight"]) > 100 * limit
+
+
+@pytest.mark.parametrize("framework", ["pt", "ms"])
+def test_each_frameworks_optimizer_applies_the_reference_rule_where_every_term_shows(framework):
+    """In a case step (lr 1e-4, wd 0.01) the decay moves a parameter by 1e-6 of itself: float32
+    barely resolves it. Here lr 0.1 and wd 0.1 make the decay, the no-decay groups (biases,
+    LayerNorm) and eps (tiny gradients) show far above rounding, on a tiny BERT's parameters."""
+    fw = frameworks.load(framework)
+    cfg = preset("bert", "tiny")
+    rng = np.random.default_rng(3)
+    state = init_state(cfg, 0)
+    grads = {n: rng.standard_normal(p.shape, dtype=np.float32) * np.float32(1e-3) for n, p in state.items()}
+    grads["encoder.layer.0.attention.self.query.weight"][:4] *= np.float32(1e-5)   # |g| near eps / sqrt(1 - b2)
+    setup = StepSetup("gd", (1,), 1.0, lr=0.1, weight_decay=0.1)
+    model = fw.models.build_model(cfg)
+    fw.models.load_numpy_state(model, {n: p.copy() for n, p in state.items()})
+    fw.distill.AdamWeightDecay(fw.distill._parameters(model), setup).step(
+        {n: fw.io.to_tensor(g) for n, g in grads.items()})
+    after = fw.models.model_state(model)
+    expected = adam_weight_decay_reference(state, grads, setup)
+    for name in state:
+        assert relative(after[name] - state[name], expected[name] - state[name]) < 1e-5, name
+    no_decay = dataclasses.replace(setup, weight_decay=0.0)   # what the rule would be without decay
+    decay_shows = relative(after["encoder.layer.0.output.dense.weight"] - state["encoder.layer.0.output.dense.weight"],
+                           adam_weight_decay_reference(state, grads, no_decay)["encoder.layer.0.output.dense.weight"]
+                           - state["encoder.layer.0.output.dense.weight"])
+    assert decay_shows > 1e-3
 
 
 # -- planted faults -----------------------------------------------------------------------
