@@ -105,7 +105,9 @@ def gradients(student, teacher_out, input_ids, attention_mask, setup):
 
 class AdamWeightDecay:
     """One optimizer for the rule of BERT's and TinyBERT's AdamWeightDecay (BertAdam without its
-    schedule): MindSpore's own nn.AdamWeightDecay, with TinyBERT's no-decay groups (decays(name))."""
+    schedule): MindSpore's own nn.AdamWeightDecay, with TinyBERT's no-decay groups (decays(name)).
+    Its docs call it deprecated ("removed after 2.9.0") but 2.10 ships it; mint.optim.AdamW, the
+    bias-corrected rule, has no CPU kernel in 2.10 ("The kernel AdamW unregistered", measured)."""
 
     def __init__(self, params, setup):
         self.names = list(params)
