@@ -39,12 +39,12 @@ def _cases(config, kind=None) -> list:
     if _cases_key not in config.stash:
         by_kind = {k.fixture: k.load() for k in KINDS}
         seen: dict[str, str] = {}
-        for kind in KINDS:
-            for case in by_kind[kind.fixture]:
+        for each in KINDS:   # not `kind`: that is the argument, used below
+            for case in by_kind[each.fixture]:
                 if case.id in seen:
-                    raise pytest.UsageError(f"case id {case.id!r} is both a {seen[case.id]} and a {kind.name} "
+                    raise pytest.UsageError(f"case id {case.id!r} is both a {seen[case.id]} and a {each.name} "
                                             "case: ids must be unique over every kind (see harness/kinds.py)")
-                seen[case.id] = kind.name
+                seen[case.id] = each.name
         config.stash[_cases_key] = by_kind
         config.stash[_order_key] = {case_id: i for i, case_id in enumerate(seen)}
     by_kind = config.stash[_cases_key]

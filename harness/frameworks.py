@@ -18,10 +18,12 @@ def check_framework(name: str) -> str:
 
 def load(name: str) -> SimpleNamespace:
     """The tree of framework `name`: .models (build_model, load_numpy_state, run_forward),
-    .io (save, load, to_tensor, to_numpy, WEIGHTS_NAME) and .expand (expand)."""
+    .io (save, load, to_tensor, to_numpy, WEIGHTS_NAME), .expand (expand) and .distill
+    (TinyBERT models and distill_step)."""
     check_framework(name)
     package = f"models_{name}"
     return SimpleNamespace(name=name, title=NAMES[name],
                            models=importlib.import_module(package),
                            io=importlib.import_module(f"{package}.io"),
-                           expand=importlib.import_module(f"{package}.expand"))
+                           expand=importlib.import_module(f"{package}.expand"),
+                           distill=importlib.import_module(f"{package}.distill"))

@@ -1,4 +1,5 @@
-"""Kinds of parity case: growth (cases/cases.toml), and the families added beside it.
+"""Kinds of parity case: growth (cases/cases.toml), TinyBERT distillation steps (cases/distill.toml),
+and the families added beside them.
 
 Every kind yields rows (harness.runner.Row) into the same tolerance tables and reports;
 conftest.py parametrises each kind's test argument (`fixture`) with its cases and gates
@@ -43,7 +44,11 @@ GROWTH = CaseKind("growth", "case", "harness.cases:load_cases", "harness.runner:
                   "harness.runner:run_case_isolated",
                   ("param", "output", "layers", "preservation", "time", "size", "hash"))
 
-KINDS: tuple[CaseKind, ...] = (GROWTH,)
+DISTILL = CaseKind("distill", "distill_case", "harness.distill_cases:load_distill_cases",
+                   "harness.distill_runner:run_distill_case", "harness.distill_runner:run_distill_case_isolated",
+                   ("loss", "grad", "update"))
+
+KINDS: tuple[CaseKind, ...] = (GROWTH, DISTILL)
 
 
 def all_quantities() -> tuple[str, ...]:

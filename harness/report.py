@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 from harness.checkpoint import atomic_path
-from harness.kinds import GROWTH, all_quantities
+from harness.kinds import DISTILL, GROWTH, all_quantities
 from harness.runner import Row
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Row))
@@ -127,6 +127,36 @@ def summary(rows: list[Row]) -> list[dict[str, str]]:
     return out
 
 
+def distill_summary(rows: list[Row]) -> list[dict[str, str]]:
+    """One dict per distillation case (harness/distill_runner.py), in the order cases first appear."""
+    by_case: dict[str, dict[tuple[str, str], Row]] = {}
+    for r in rows:
+        if r.quantity in DISTILL.quantities:
+            by_case.setdefault(r.case, {})[(r.quantity, r.metric)] = r
+    out = []
+    for case, got in by_case.items():
+        def v(quantity, metric):
+            row = got.get((quantity, metric))
+            return None if row is None else row.value
+
+        terms = [(r.value, m.removesuffix(".relative")) for (q, m), r in got.items()
+                 if q == "loss" and m.endswith(".relative") and not isinstance(r.value, str)]
+        worst_term = max(terms) if terms else (None, "-")
+        failed = sorted({q for (q, _), r in got.items() if r.status == "fail"}, key=DISTILL.quantities.index)
+        out.append({
+            "case": case,
+            "stage": _fmt(v("loss", "setup")),
+            "loss err (worst term, relative)": f"{_fmt(worst_term[0])} ({worst_term[1]})",
+            "grad err (worst, relative)": _fmt(v("grad", "worst.relative")),
+            "update err (params / from zero)": f"{_fmt(v('update', 'params.relative'))} / "
+                                               f"{_fmt(v('update', 'from_zero.relative'))}",
+            "rule err PT / MS": f"{_fmt(v('update', 'pt.rule.relative'))} / {_fmt(v('update', 'ms.rule.relative'))}",
+            "step MS / PT (s)": f"{_fmt(v('update', 'ms.step_s'), '.2f')} / {_fmt(v('update', 'pt.step_s'), '.2f')}",
+            "status": ("FAIL" if failed else "pass") + (f" ({', '.join(failed)})" if failed else ""),
+        })
+    return out
+
+
 def _md_table(header: list[str], body: list[list[str]]) -> str:
     def cell(s: str) -> str:
         return str(s).replace("|", "\\|").replace("\n", " ")
@@ -143,6 +173,12 @@ def render_markdown(rows: list[Row]) -> str:
     table = summary(rows)
     if table:
         parts += [_md_table(list(table[0]), [list(d.values()) for d in table]), ""]
+    distill = distill_summary(rows)
+    if distill:
+        parts += ["TinyBERT distillation steps: loss terms |MS - PT| / |PT|; gradients and parameters after one "
+                  "AdamWeightDecay step max |MS - PT| / max |PT| per tensor; rule: each side against the rule "
+                  "in numpy on its own gradients.", "",
+                  _md_table(list(distill[0]), [list(d.values()) for d in distill]), ""]
     for quantity in all_quantities() + ("run",):
         chosen = [r for r in rows if r.quantity == quantity]
         if not chosen:
@@ -156,7 +192,10 @@ def render_markdown(rows: list[Row]) -> str:
 _SHORT = {"param err (max ULP / max abs)": "param ULP/abs", "output err (relative)": "output rel",
           "worst layer (relative)": "layer rel", "hidden (target)": "hidden",
           "expand MS / PT (s)": "expand MS/PT s", "model MB (safetensors / ckpt)": "MB st/ckpt",
-          "preservation PT / MS (relative)": "preserve PT/MS"}
+          "preservation PT / MS (relative)": "preserve PT/MS",
+          "loss err (worst term, relative)": "loss rel (term)", "grad err (worst, relative)": "grad rel",
+          "update err (params / from zero)": "update rel (params/zero)", "rule err PT / MS": "rule PT/MS",
+          "step MS / PT (s)": "step MS/PT s"}
 
 
 def render_console(rows: list[Row], width: int = 160) -> str:
@@ -180,6 +219,18 @@ def render_console(rows: list[Row], width: int = 160) -> str:
             console.print(f"{d['case']}: {d['status']}")
     if data:
         console.print(f"resource: {data[0]['resource']}")
+    distill = distill_summary(rows)
+    if distill:
+        table = Table(title="TinyBERT distillation step: MindSpore vs PyTorch", box=box.SIMPLE_HEAD)
+        for col in distill[0]:
+            table.add_column(_SHORT.get(col, col), no_wrap=True)
+        for d in distill:
+            table.add_row(*(d[c] if c != "status" else d[c].split(" ")[0] for c in d),
+                          style="red" if d["status"].startswith("FAIL") else None)
+        console.print(table)
+        for d in distill:
+            if d["status"].startswith("FAIL"):
+                console.print(f"{d['case']}: {d['status']}")
     return buffer.getvalue()
 
 
@@ -191,7 +242,7 @@ def write_reports(rows: list[Row], out_dir: Path) -> list[Path]:
     write_csv(rows, csv_path)
     rows = read_csv(csv_path)
     json_path, md_path = out_dir / "parity.json", out_dir / "parity.md"
-    _write_text(json_path, json.dumps({"summary": summary(rows), "rows": [dataclasses.asdict(r) for r in rows]},
-                                      indent=1) + "\n")
+    _write_text(json_path, json.dumps({"summary": summary(rows), "distill_summary": distill_summary(rows),
+                                       "rows": [dataclasses.asdict(r) for r in rows]}, indent=1) + "\n")
     _write_text(md_path, render_markdown(rows) + "\n")
     return [csv_path, json_path, md_path]

@@ -26,6 +26,10 @@ GATED = {
     "size": ("pt.overhead", "ms.overhead"),
     "time": ("plan_s", *(f"{fw}.{stage}_s" for fw in ("pt", "ms") for stage in STAGES),
              *(f"ms_over_pt.{stage}" for stage in STAGES)),
+    # distillation-step cases (harness/distill_runner.py)
+    "loss": ("relative",),
+    "grad": ("relative",),
+    "update": ("relative", "from_zero.relative"),
 }
 _OVERRIDE_KEYS = {"cases": str, "quantity": str, "metric": str, "limit": float, "reason": str, "dtype": str}
 _OVERRIDE_REQUIRED = ("cases", "quantity", "metric", "limit", "reason")

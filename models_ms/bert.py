@@ -2,14 +2,14 @@
 
 Attribute paths spell transformers' parameter names (`encoder.layer.0.attention.
 self.query.weight`, ...), so a state dict loads by name in either framework.
-No dropout: these models are only run forward.
+No dropout (inference, and distillation steps that compare both frameworks exactly).
 """
 # mirror: framework
 from mindspore import nn, ops
 # mirror: end
 
-from .layers import (ACTIVATIONS, Embedding, LayerNorm, Linear, attention, merge_heads, padding_mask,
-                     split_heads, tanh)
+from .layers import (ACTIVATIONS, Embedding, LayerNorm, Linear, attend, attention_scores, merge_heads,
+                     padding_mask, split_heads, tanh)
 
 
 class BertEmbeddings(nn.Cell):
@@ -40,7 +40,8 @@ class BertSelfAttention(nn.Cell):
         q = split_heads(self.query(x), self.n_head)  # (B, nh, T, hs)
         k = split_heads(self.key(x), self.n_head)
         v = split_heads(self.value(x), self.n_head)
-        return merge_heads(attention(q, k, v, mask))  # (B, T, d)
+        scores = attention_scores(q, k)  # (B, nh, T, T), before the mask
+        return merge_heads(attend(scores, v, mask)), scores  # (B, T, d), and the scores
 
 
 class BertSelfOutput(nn.Cell):
@@ -60,7 +61,8 @@ class BertAttention(nn.Cell):
         self.output = BertSelfOutput(cfg)
 
     def construct(self, x, mask):
-        return self.output(self.self(x, mask), x)
+        h, scores = self.self(x, mask)
+        return self.output(h, x), scores
 
 
 class BertIntermediate(nn.Cell):
@@ -91,8 +93,8 @@ class BertLayer(nn.Cell):
         self.output = BertOutput(cfg)
 
     def construct(self, x, mask):
-        a = self.attention(x, mask)
-        return self.output(self.intermediate(a), a)
+        a, scores = self.attention(x, mask)
+        return self.output(self.intermediate(a), a), scores
 
 
 class BertEncoder(nn.Cell):
@@ -102,10 +104,12 @@ class BertEncoder(nn.Cell):
 
     def construct(self, x, mask):
         hidden_states = (x,)  # embedding output, then every layer's output: L + 1 tensors
+        scores = ()  # every layer's attention scores before the mask: L tensors
         for block in self.layer:
-            x = block(x, mask)
+            x, s = block(x, mask)
             hidden_states += (x,)
-        return hidden_states
+            scores += (s,)
+        return hidden_states, scores
 
 
 class BertPooler(nn.Cell):
@@ -127,9 +131,14 @@ class BertModel(nn.Cell):
 
     def construct(self, input_ids, attention_mask=None, token_type_ids=None):
         """input_ids (B, T) -> (last_hidden_state (B, T, d), pooler_output (B, d), hidden_states)."""
+        hidden_states, _ = self.encode(input_ids, attention_mask, token_type_ids)
+        x = hidden_states[-1]
+        return x, self.pooler(x), hidden_states
+
+    def encode(self, input_ids, attention_mask=None, token_type_ids=None):
+        """input_ids (B, T) -> (hidden_states: L + 1 of (B, T, d), attention scores: L of (B, nh, T, T),
+        q k^T / sqrt(hs) before the mask is added)."""
         if token_type_ids is None:
             token_type_ids = ops.zeros_like(input_ids)
         mask = None if attention_mask is None else padding_mask(attention_mask)  # (B, 1, 1, T)
-        hidden_states = self.encoder(self.embeddings(input_ids, token_type_ids), mask)
-        x = hidden_states[-1]
-        return x, self.pooler(x), hidden_states
+        return self.encoder(self.embeddings(input_ids, token_type_ids), mask)

@@ -120,16 +120,27 @@ def merge_heads(x):
     return x.swapaxes(1, 2).reshape(B, T, nh * hs)  # (B, T, d)
 
 
-def attention(q, k, v, mask):
-    """softmax(q k^T / sqrt(hs) + mask) v, in transformers' eager order of operations.
+def attention_scores(q, k):
+    """q k^T / sqrt(hs): the raw scores, before the mask is added (TinyBERT distils these).
 
-    q, k, v: (B, nh, T, hs); mask: additive, broadcastable to (B, nh, T, T), or None.
+    q, k: (B, nh, T, hs) -> (B, nh, T, T).
     """
-    att = torch.matmul(q, k.swapaxes(-2, -1)) * (q.shape[-1] ** -0.5)  # (B, nh, T, T)
+    return torch.matmul(q, k.swapaxes(-2, -1)) * (q.shape[-1] ** -0.5)
+
+
+def attend(scores, v, mask):
+    """softmax(scores + mask) v, in transformers' eager order of operations.
+
+    scores: (B, nh, T, T); v: (B, nh, T, hs); mask: additive, broadcastable to scores, or None.
+    """
     if mask is not None:
-        att = att + mask
-    att = torch.softmax(att, -1)
-    return torch.matmul(att, v)  # (B, nh, T, hs)
+        scores = scores + mask
+    return torch.matmul(torch.softmax(scores, -1), v)  # (B, nh, T, hs)
+
+
+def attention(q, k, v, mask):
+    """softmax(q k^T / sqrt(hs) + mask) v; q, k, v: (B, nh, T, hs)."""
+    return attend(attention_scores(q, k), v, mask)
 
 
 def padding_mask(attention_mask):

@@ -35,6 +35,7 @@ TOKENS = {
     "torch.addmm": "ops.addmm",
     "torch.arange": "ops.arange",
     "torch.float32": "ms.float32",
+    "torch.log_softmax": "ops.log_softmax",
     "torch.matmul": "ops.matmul",
     "torch.ones": "ops.ones",
     "torch.softmax": "ops.softmax",

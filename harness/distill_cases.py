@@ -1,0 +1,185 @@
+"""TinyBERT distillation-step cases as data: cases/distill.toml, one [[case]] row each, validated
+before any work.
+
+A case id is derived from the row, with underscores so that `pytest -k` selects it:
+    {student}_{stage}_step[_seed{seed}][_{suffix}]
+e.g. tinybert_gd_step (general distillation), tinybert_td_step (task distillation).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from pathlib import Path
+
+from harness.config import CASES_DIR, ModelConfig, load_presets, read_toml
+from harness.distill import StepSetup
+from harness.errors import BadInput
+
+DISTILL_TOML = CASES_DIR / "distill.toml"
+STAGES = ("gd", "td")          # general distillation; task distillation (adds the prediction term)
+SOURCES = ("seed", "minilm")   # the teacher: drawn from the seed, or the real MiniLM weights
+ROW_MARKS = ("slow",)
+
+# key -> (types, required); bool is refused where a number is expected (TOML true is not a seed)
+_KEYS = {"stage": (str, True), "teacher": (str, True), "student": (str, True), "source": (str, False),
+         "seed": (int, False), "layer_map": (list, False), "num_labels": (int, False),
+         "temperature": ((int, float), False), "lr": ((int, float), False),
+         "weight_decay": ((int, float), False), "marks": (list, False), "suffix": (str, False)}
+_ID_PART = re.compile(r"^[a-z0-9_]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillCase:
+    stage: str
+    teacher: str                 # bert preset
+    student: str                 # bert preset
+    layer_map: tuple[int, ...]
+    layer_map_given: bool        # False: derived as g(m) = m * teacher layers / student layers
+    source: str = "seed"
+    seed: int = 0
+    num_labels: int = 0          # td: the classifier's labels; gd: 0 (no classifier)
+    temperature: float = 1.0
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    marks: tuple[str, ...] = ()
+    suffix: str = ""
+
+    @property
+    def id(self) -> str:
+        parts = [self.student, self.stage, "step"]
+        if self.seed != 0:
+            parts.append(f"seed{self.seed}")
+        if self.suffix:
+            parts.append(self.suffix)
+        return "_".join(parts)
+
+    @property
+    def all_marks(self) -> tuple[str, ...]:
+        return ("bert", "distill", *self.marks)
+
+    @property
+    def teacher_cfg(self) -> ModelConfig:
+        return load_presets()["bert"][self.teacher]
+
+    @property
+    def student_cfg(self) -> ModelConfig:
+        return load_presets()["bert"][self.student]
+
+    @property
+    def setup(self) -> StepSetup:
+        return StepSetup(self.stage, self.layer_map, self.temperature, self.lr, self.weight_decay)
+
+    def describe(self) -> str:
+        how = "given in the row" if self.layer_map_given else "derived: g(m) = m * teacher layers / student layers"
+        head = f", {self.num_labels} labels, temperature {self.temperature:g}" if self.stage == "td" else ""
+        return (f"teacher bert {self.teacher} ({self.source}), student bert {self.student} (seed {self.seed}){head}; "
+                f"layer map student m <- teacher g(m): "
+                + ", ".join(f"{m}<-{g}" for m, g in enumerate((0,) + self.layer_map)) + f" ({how})")
+
+
+def _layer_map(row: dict, where: str, teacher: ModelConfig, student: ModelConfig) -> tuple[tuple[int, ...], bool]:
+    if "layer_map" not in row:
+        if teacher.layers % student.layers:
+            raise BadInput(f"{where}: teacher layers {teacher.layers} are not a multiple of student layers "
+                           f"{student.layers}, so g(m) = m * {teacher.layers} / {student.layers} is not a layer",
+                           f"write layer_map = [...]: {student.layers} teacher layers (1..{teacher.layers}), "
+                           "one per student layer")
+        step = teacher.layers // student.layers
+        return tuple(m * step for m in range(1, student.layers + 1)), False
+    layer_map = row["layer_map"]
+    if (len(layer_map) != student.layers
+            or not all(isinstance(g, int) and not isinstance(g, bool) and 1 <= g <= teacher.layers for g in layer_map)):
+        raise BadInput(f"{where}: key 'layer_map' {layer_map!r} must hold {student.layers} teacher layers in "
+                       f"1..{teacher.layers}, one per student layer",
+                       f"e.g. layer_map = {[m * teacher.layers // student.layers for m in range(1, student.layers + 1)]}")
+    return tuple(layer_map), True
+
+
+def _positive(row: dict, key: str, where: str, default: float, zero_ok: bool = False) -> float:
+    value = float(row.get(key, default))
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        raise BadInput(f"{where}: key {key!r} must be a {'non-negative' if zero_ok else 'positive'} number, "
+                       f"got {row[key]!r}", f"e.g. {key} = {default}")
+    return value
+
+
+def _check_row(row: object, where: str, presets: dict) -> DistillCase:
+    if not isinstance(row, dict):
+        raise BadInput(f"{where}: a case must be a table", "write it as a [[case]] table")
+    unknown = sorted(set(row) - set(_KEYS))
+    if unknown:
+        raise BadInput(f"{where}: unknown key {unknown[0]!r}", f"valid keys: {', '.join(_KEYS)}")
+    for key, (kind, required) in _KEYS.items():
+        if key not in row:
+            if required:
+                raise BadInput(f"{where}: missing key {key!r}", f"add {key} = ... to the row")
+            continue
+        value = row[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            name = kind.__name__ if isinstance(kind, type) else "number"
+            raise BadInput(f"{where}: key {key!r} must be a {name}, got {value!r}", f"write {key} as a TOML {name}")
+    if row["stage"] not in STAGES:
+        raise BadInput(f"{where}: key 'stage': unknown stage {row['stage']!r}",
+                       "use gd (general distillation) or td (task distillation)")
+    for key in ("teacher", "student"):
+        if row[key] not in presets["bert"]:
+            raise BadInput(f"{where}: key {key!r}: unknown bert preset {row[key]!r}",
+                           f"use one of: {', '.join(presets['bert'])} (cases/sizes.toml)")
+    teacher, student = presets["bert"][row["teacher"]], presets["bert"][row["student"]]
+    if teacher.vocab != student.vocab:
+        raise BadInput(f"{where}: teacher {row['teacher']} has vocab {teacher.vocab}, student {row['student']} "
+                       f"{student.vocab}: both read the same token ids",
+                       "pick a student preset with the teacher's vocabulary (cases/sizes.toml)")
+    source = row.get("source", "seed")
+    if source not in SOURCES:
+        raise BadInput(f"{where}: key 'source': unknown source {source!r}", f"use one of: {', '.join(SOURCES)}")
+    if source == "minilm" and row["teacher"] != "minilm":
+        raise BadInput(f"{where}: key 'source': the real MiniLM weights are the bert 'minilm' teacher, "
+                       f"not {row['teacher']!r}", "use teacher = \"minilm\"")
+    td = row["stage"] == "td"
+    for key in ("num_labels", "temperature"):
+        if key in row and not td:
+            raise BadInput(f"{where}: key {key!r} is used only by task distillation, and stage is gd",
+                           f"drop {key}, or set stage = \"td\"")
+    num_labels = row.get("num_labels", 2) if td else 0
+    if td and num_labels < 2:
+        raise BadInput(f"{where}: key 'num_labels' must be >= 2, got {num_labels}", "e.g. num_labels = 2 (SST-2)")
+    marks = row.get("marks", [])
+    for mark in marks:
+        if mark not in ROW_MARKS:
+            raise BadInput(f"{where}: key 'marks': unknown mark {mark!r}", f"rows may add: {', '.join(ROW_MARKS)}")
+    if row.get("seed", 0) < 0:
+        raise BadInput(f"{where}: key 'seed' must be >= 0, got {row['seed']}", "use e.g. seed = 0")
+    suffix = row.get("suffix", "")
+    if suffix and not _ID_PART.match(suffix):
+        raise BadInput(f"{where}: key 'suffix' {suffix!r} may hold only a-z, 0-9 and _", "ids must work with pytest -k")
+    layer_map, given = _layer_map(row, where, teacher, student)
+    return DistillCase(stage=row["stage"], teacher=row["teacher"], student=row["student"], layer_map=layer_map,
+                       layer_map_given=given, source=source, seed=row.get("seed", 0), num_labels=num_labels,
+                       temperature=_positive(row, "temperature", where, 1.0),
+                       lr=_positive(row, "lr", where, 1e-4),
+                       weight_decay=_positive(row, "weight_decay", where, 0.01, zero_ok=True),
+                       marks=tuple(marks), suffix=suffix)
+
+
+def load_distill_cases(path: Path = DISTILL_TOML) -> list[DistillCase]:
+    """Every case of the file, in file order; BadInput names the file, the row and the key."""
+    path = Path(path)
+    data = read_toml(path, "distillation cases")
+    unknown = sorted(set(data) - {"case"})
+    if unknown:
+        raise BadInput(f"{path}: unknown key {unknown[0]!r}", "the file holds only [[case]] rows")
+    rows = data.get("case", [])
+    if not isinstance(rows, list):
+        raise BadInput(f"{path}: key 'case' must be an array of tables", "write each case as [[case]]")
+    presets = load_presets()
+    cases, seen = [], {}
+    for i, row in enumerate(rows):
+        case = _check_row(row, f"{path}: case #{i + 1}", presets)
+        if case.id in seen:
+            raise BadInput(f"{path}: case #{i + 1}: duplicate id {case.id!r} (also case #{seen[case.id] + 1})",
+                           "change seed, or add suffix = \"...\" to one of them")
+        seen[case.id] = i
+        cases.append(case)
+    return cases
