@@ -7,6 +7,7 @@ PyTorch pickle .bin/.pth (read with torch.load(weights_only=True) only).
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import struct
@@ -26,22 +27,59 @@ CKPT_NAME = "model.ckpt"
 CONFIG_NAME = "config.json"
 _ST_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.int64): "I64",
               np.dtype(np.int32): "I32", np.dtype(np.float64): "F64"}
+# dtypes safetensors.numpy can return (BF16, F8 and the like raise a bare KeyError there)
+_ST_READABLE = {"F64", "F32", "F16", "I64", "U64", "I32", "U32", "I16", "U16", "I8", "U8", "BOOL"}
 
 
 # -- atomic writes ----------------------------------------------------------------
+def _temp_prefix(final: Path) -> str:
+    return f".{final.name}."
+
+
+def remove_stale_temps(final: Path) -> list[Path]:
+    """Remove temporary files of `final` left by runs that died (SIGKILL, power loss).
+
+    Temporary names carry the writer's pid: `.NAME.PID.RANDOM.partial...`; a file whose
+    pid is not a running process is stale (a live writer's file is left alone).
+    """
+    removed = []
+    prefix = _temp_prefix(final)
+    for path in Path(final).parent.glob(f"{glob.escape(prefix)}*.partial*"):
+        pid = path.name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue                                   # alive (or another user's): not ours to remove
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        try:
+            path.unlink()
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 @contextmanager
 def atomic_path(final: Path):
     """Yield a temporary path beside `final`; on success fsync and rename it into place.
 
     On any error (or KeyboardInterrupt) the temporary file is removed, so no partial
     file ever carries the final name and an earlier file of that name is untouched.
+    An OSError (folder not writable, disk full) becomes BadInput naming `final`.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    # the temporary name keeps the final suffix: MindSpore appends ".ckpt" to names without it
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial" + final.suffix, dir=final.parent)
-    os.close(fd)
+    tmp = None
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(final)
+        # the temporary name keeps the final suffix: MindSpore appends ".ckpt" to names without it
+        fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(final)}{os.getpid()}.", suffix=".partial" + final.suffix,
+                                   dir=final.parent)
+        os.close(fd)
         yield Path(tmp)
         # mkstemp makes 0600 and MindSpore marks its .ckpt read-only: give the file the
         # mode any other file written here gets (0666 less the umask)
@@ -51,17 +89,22 @@ def atomic_path(final: Path):
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, final)
+        tmp = None
         dir_fd = os.open(final.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename and str(e.filename) not in (str(final), str(tmp)) else ""
+        raise BadInput(f"{final}: cannot write: {e.strerror or e}{where}",
+                       "choose a writable output folder with enough free space, then rerun") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def write_json(path: Path, obj) -> None:
@@ -105,6 +148,8 @@ def resolve(path: Path) -> tuple[Path, Path | None]:
     path = Path(path)
     if not path.exists():
         raise BadInput(f"{path}: no such file or folder", "check the path (a model folder, .safetensors, .ckpt)")
+    if not path.is_dir() and not path.is_file():
+        raise BadInput(f"{path}: not a regular file or folder", "point at a checkpoint file or a model folder")
     if path.is_dir():
         for name in (SAFETENSORS_NAME, CKPT_NAME, "pytorch_model.bin"):
             if (path / name).is_file():
@@ -127,31 +172,69 @@ def read_config(path: Path) -> ModelConfig:
 
 
 def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.numpy import load_file
     try:
+        with safe_open(str(path), framework="np") as f:     # the header alone: offsets, shapes, dtypes
+            for name in f.keys():
+                dtype = f.get_slice(name).get_dtype()
+                if dtype not in _ST_READABLE:
+                    raise BadInput(f"{path}: tensor {name} has dtype {dtype}, which numpy cannot hold",
+                                   "convert the checkpoint to float32")
         return load_file(str(path))
     except (SafetensorError, ValueError, OSError) as e:
-        raise BadInput(f"{path}: not a readable safetensors file: {e}",
+        raise BadInput(f"{path}: not a readable safetensors file: {_one_line(e)}",
                        "the file is truncated or corrupt; write it again") from None
 
 
 def _read_ckpt(path: Path) -> dict[str, np.ndarray]:
+    from harness.ckpt_framing import ITEMSIZE, check_ckpt
+    entries = check_ckpt(path)    # MindSpore would load a tensor whose bytes disagree with its dims
     import mindspore as ms
     try:
-        params = ms.load_checkpoint(str(path))
+        arrays = {name: p.asnumpy() for name, p in ms.load_checkpoint(str(path)).items()}
     except Exception as e:  # MindSpore raises ValueError/RuntimeError/protobuf errors alike
-        raise BadInput(f"{path}: not a readable MindSpore checkpoint: {type(e).__name__}: {str(e)[:200]}",
+        raise BadInput(f"{path}: not a readable MindSpore checkpoint: {type(e).__name__}: {_one_line(e)[:200]}",
                        "the file is truncated or corrupt; write it again") from None
-    return {name: p.asnumpy() for name, p in params.items()}
+    for name, entry in entries.items():   # what MindSpore built must be what the framing says
+        arr = arrays.get(name)
+        if arr is None or arr.shape != entry.dims or arr.dtype.itemsize != ITEMSIZE[entry.tensor_type]:
+            raise BadInput(f"{path}: MindSpore read tensor {name} as "
+                           f"{'nothing' if arr is None else f'{arr.shape} {arr.dtype}'}, the file says "
+                           f"{entry.dims} {entry.tensor_type}", "the file is corrupt; write it again")
+    return arrays
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def _check_zip_crcs(path: Path) -> None:
+    """torch.load does not check the CRC-32 of a zip checkpoint's members: a flipped byte
+    would load as a changed weight. Read every member once (zipfile checks the CRC at its end)."""
+    import zipfile
+    if not zipfile.is_zipfile(path):
+        return                                      # torch's legacy format: no checksums to verify
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if info.CRC == 0:
+                    continue                        # saved with compute_crc32=False: nothing to verify
+                with z.open(info) as member:
+                    while member.read(1 << 24):
+                        pass
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+        raise BadInput(f"{path}: damaged PyTorch zip checkpoint: {_one_line(e)[:200]}",
+                       "the file is truncated or corrupt; write it again") from None
 
 
 def _read_pickle(path: Path) -> dict[str, np.ndarray]:
     import torch
+    _check_zip_crcs(path)
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise BadInput(f"{path}: refused or unreadable PyTorch pickle: {type(e).__name__}: {str(e)[:200]}",
+        raise BadInput(f"{path}: refused or unreadable PyTorch pickle: {type(e).__name__}: {_one_line(e)[:200]}",
                        "only plain tensor state dicts load (weights_only=True); convert to safetensors") from None
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise BadInput(f"{path}: pickle does not hold a flat name -> tensor dict",

@@ -16,6 +16,7 @@ from harness.config import ModelConfig
 from harness.checkpoint import CKPT_NAME, atomic_path
 from harness.errors import BadInput
 import mindspore as ms
+from mindspore import log as ms_log
 from mindspore import Tensor
 
 WEIGHTS_NAME = CKPT_NAME
@@ -33,7 +34,13 @@ def _write_weights(path: Path, arrays: dict[str, np.ndarray]) -> None:
     # save_checkpoint takes a dict of numpy arrays; a dict mixing arrays and Tensors
     # silently drops entries, so only arrays go in, and the size is checked after.
     with atomic_path(path) as tmp:
-        ms.save_checkpoint(arrays, str(tmp))
+        log = ms_log._get_logger()   # its "Failed to save ... permission" line would precede our own error
+        quiet, log.disabled = log.disabled, True
+        try:
+            ms.save_checkpoint(arrays, str(tmp))
+        finally:   # MindSpore writes NAME.tmp, renamed to NAME at its end: left behind when interrupted
+            log.disabled = quiet
+            Path(tmp).with_suffix(".tmp").unlink(missing_ok=True)
         written, needed = Path(tmp).stat().st_size, sum(a.nbytes for a in arrays.values())
         if written < needed:
             raise BadInput(f"{path}: MindSpore wrote {written} bytes for {needed} bytes of tensors",
@@ -44,9 +51,9 @@ def _write_weights(path: Path, arrays: dict[str, np.ndarray]) -> None:
 def save(out_dir: Path, cfg: ModelConfig, state: dict[str, Tensor]) -> Path:
     """Write config.json and the weights into out_dir; return the weights path."""
     out_dir = Path(out_dir)
-    write_json(out_dir / CONFIG_NAME, cfg.to_hf())
     path = out_dir / WEIGHTS_NAME
     _write_weights(path, {name: to_numpy(t) for name, t in state.items()})
+    write_json(out_dir / CONFIG_NAME, cfg.to_hf())   # after the weights: a failed save leaves an earlier pair as it was
     return path
 
 

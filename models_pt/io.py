@@ -36,9 +36,9 @@ def _write_weights(path: Path, arrays: dict[str, np.ndarray]) -> None:
 def save(out_dir: Path, cfg: ModelConfig, state: dict[str, Tensor]) -> Path:
     """Write config.json and the weights into out_dir; return the weights path."""
     out_dir = Path(out_dir)
-    write_json(out_dir / CONFIG_NAME, cfg.to_hf())
     path = out_dir / WEIGHTS_NAME
     _write_weights(path, {name: to_numpy(t) for name, t in state.items()})
+    write_json(out_dir / CONFIG_NAME, cfg.to_hf())   # after the weights: a failed save leaves an earlier pair as it was
     return path
 
 
