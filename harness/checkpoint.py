@@ -183,8 +183,26 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
                                    "convert the checkpoint to float32")
         return load_file(str(path))
     except (SafetensorError, ValueError, OSError) as e:
-        raise BadInput(f"{path}: not a readable safetensors file: {_one_line(e)}",
+        raise BadInput(f"{path}: not a readable safetensors file: {_truncation(path) or _one_line(e)}",
                        "the file is truncated or corrupt; write it again") from None
+
+
+def _truncation(path: Path) -> str | None:
+    """'truncated: ...' when the file is shorter than its own header says, else None."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return f"truncated: {size} bytes, not even the 8-byte header length"
+            (n,) = struct.unpack("<Q", head)
+            if n > size - 8:
+                return None if n > 100_000_000 else f"truncated: the header alone claims {n} bytes, the file has {size}"
+            header = json.loads(f.read(n))
+        end = 8 + n + max(e["data_offsets"][1] for k, e in header.items() if k != "__metadata__")
+        return f"truncated: the header describes {end} bytes, the file has {size}" if end > size else None
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
 
 
 def _read_ckpt(path: Path) -> dict[str, np.ndarray]:

@@ -68,7 +68,8 @@ def _fields(buf, pos: int, end: int):
         elif wire == _LEN:
             length, pos = _varint(buf, pos, end)
             if length > end - pos:
-                raise _Corrupt(f"field {number} claims {length} bytes, only {end - pos} remain", key_at)
+                raise _Corrupt(f"field {number} claims {length} bytes, only {end - pos} remain "
+                               "(truncated or damaged)", key_at)
             yield number, wire, (pos, pos + length), key_at
             pos += length
         else:

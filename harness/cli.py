@@ -134,7 +134,7 @@ def cmd_expand(args) -> int:
     for name in fws:
         fw = frameworks.load(name)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True) as bar:
+                      console=console, transient=True, disable=not console.is_terminal) as bar:
             def stage(text, **kw):   # a bar on a terminal, one line per stage in a log
                 bar.update(task, description=f"{fw.title}: {text}", **kw)
                 if not console.is_terminal:
