@@ -101,6 +101,22 @@ def test_corrupt_checkpoint_exits_2_naming_file_and_what_is_wrong(tmp_path, caps
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("text, reason", [
+    ('{"model_type": "bert", "hidden_size": 64', "cannot read config: Expecting"),
+    ("[1, 2]", "config is not a JSON object"),
+    ('{"model_type": "t5"}', "model_type 't5' is not supported"),
+    (json.dumps({**_TINY.to_hf(), "layer_norm_eps": "small"}), "wrong type: could not convert string to float"),
+    (json.dumps({k: v for k, v in _TINY.to_hf().items() if k != "num_attention_heads"}),
+     "missing key 'num_attention_heads'"),
+])
+def test_bad_config_json_exits_2_naming_it(tmp_path, capsys, tiny_bert, text, reason):
+    path = _copy(tiny_bert, tmp_path / "src", "model.safetensors")
+    (tmp_path / "src" / "config.json").write_text(text)
+    assert main(["infer", "--sentence", "hi", "--ckpt", str(path)]) == 2
+    what, _ = _error(capsys)
+    assert what.startswith(f"{tmp_path / 'src' / 'config.json'}: ") and reason in what, what
+
+
 def test_ckpt_sliced_by_mindspore_loads_whole(tmp_path, monkeypatch):
     """MindSpore splits tensors over SLICE_SIZE KB into consecutive entries; the framing check joins them."""
     import mindspore.train.serialization as serialization
