@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -76,10 +77,9 @@ def _frameworks(value: str) -> tuple[str, ...]:
     return FRAMEWORKS if value == "both" else (_choice(value, FRAMEWORKS + ("both",), "framework"),)
 
 
-def _seed(value: int) -> int:
+def _check_seed(value: int) -> None:
     if value < 0:
         raise BadInput(f"seed must be a non-negative integer, got {value}", "pass e.g. --seed 0")
-    return value
 
 
 def cmd_init(args) -> int:
@@ -87,7 +87,7 @@ def cmd_init(args) -> int:
     from harness.config import preset
     from harness.init import init_state
     cfg = preset(args.model, args.size)
-    _seed(args.seed)
+    _check_seed(args.seed)
     arrays = init_state(cfg, args.seed)
     for name in _frameworks(args.framework):
         fw = frameworks.load(name)
@@ -241,6 +241,5 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _in_main_thread() -> bool:
-    import threading
+def _in_main_thread() -> bool:   # signal handlers can only be set there
     return threading.current_thread() is threading.main_thread()
