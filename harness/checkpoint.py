@@ -2,8 +2,9 @@
 safetensors atomically, and check a state against the tensor table of a config.
 
 Formats: a Hugging Face folder (config.json + model.safetensors), a .safetensors
-file, a MindSpore .ckpt (read through mindspore, imported only then), and a
-PyTorch pickle .bin/.pth (read with torch.load(weights_only=True) only).
+file, a MindSpore .ckpt (framing checked by harness.ckpt_framing, then read through
+mindspore, imported only then), and a PyTorch pickle .bin/.pth (zip CRCs checked, then
+read with torch.load(weights_only=True) only). Any damage is a BadInput naming the file.
 """
 from __future__ import annotations
 
