@@ -2,12 +2,14 @@
 safetensors atomically, and check a state against the tensor table of a config.
 
 Formats: a Hugging Face folder (config.json + model.safetensors), a .safetensors
-file, a MindSpore .ckpt (read through mindspore, imported only then), and a
-PyTorch pickle .bin/.pth (read with torch.load(weights_only=True) only).
+file, a MindSpore .ckpt (framing checked by harness.ckpt_framing, then read through
+mindspore, imported only then), and a PyTorch pickle .bin/.pth (zip CRCs checked, then
+read with torch.load(weights_only=True) only). Any damage is a BadInput naming the file.
 """
 from __future__ import annotations
 
 import json
+import struct
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -17,11 +19,14 @@ import numpy as np
 from harness.config import ModelConfig
 from harness.errors import BadInput
 from harness.names import IGNORED_BUFFERS, param_shapes
-from harness.writers import SafetensorsStream, commit, discard, temp_beside
+from harness.writers import SafetensorsStream, as_bad_input, commit, discard, temp_beside
+from harness.writers import remove_stale_temps  # noqa: F401  (re-exported: tests and callers know it here)
 
 SAFETENSORS_NAME = "model.safetensors"
 CKPT_NAME = "model.ckpt"
 CONFIG_NAME = "config.json"
+# dtypes safetensors.numpy can return (BF16, F8 and the like raise a bare KeyError there)
+_ST_READABLE = {"F64", "F32", "F16", "I64", "U64", "I32", "U32", "I16", "U16", "I8", "U8", "BOOL"}
 
 
 # -- atomic writes ----------------------------------------------------------------
@@ -31,15 +36,20 @@ def atomic_path(final: Path):
 
     On any error (or KeyboardInterrupt) the temporary file is removed, so no partial
     file ever carries the final name and an earlier file of that name is untouched.
+    An OSError (folder not writable, disk full) becomes BadInput naming `final`.
     """
     final = Path(final)
-    tmp = temp_beside(final)
+    tmp = None
     try:
+        tmp = temp_beside(final)
         yield tmp
         commit(tmp, final)
-    except BaseException:
-        discard(tmp)
-        raise
+        tmp = None
+    except OSError as e:
+        raise as_bad_input(e, final, tmp) from None
+    finally:
+        if tmp is not None:
+            discard(tmp)
 
 
 def write_json(path: Path, obj) -> None:
@@ -71,6 +81,8 @@ def resolve(path: Path) -> tuple[Path, Path | None]:
     path = Path(path)
     if not path.exists():
         raise BadInput(f"{path}: no such file or folder", "check the path (a model folder, .safetensors, .ckpt)")
+    if not path.is_dir() and not path.is_file():
+        raise BadInput(f"{path}: not a regular file or folder", "point at a checkpoint file or a model folder")
     if path.is_dir():
         for name in (SAFETENSORS_NAME, CKPT_NAME, "pytorch_model.bin"):
             if (path / name).is_file():
@@ -93,31 +105,87 @@ def read_config(path: Path) -> ModelConfig:
 
 
 def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.numpy import load_file
     try:
+        with safe_open(str(path), framework="np") as f:     # the header alone: offsets, shapes, dtypes
+            for name in f.keys():
+                dtype = f.get_slice(name).get_dtype()
+                if dtype not in _ST_READABLE:
+                    raise BadInput(f"{path}: tensor {name} has dtype {dtype}, which numpy cannot hold",
+                                   "convert the checkpoint to float32")
         return load_file(str(path))
     except (SafetensorError, ValueError, OSError) as e:
-        raise BadInput(f"{path}: not a readable safetensors file: {e}",
+        raise BadInput(f"{path}: not a readable safetensors file: {_truncation(path) or _one_line(e)}",
                        "the file is truncated or corrupt; write it again") from None
+
+
+def _truncation(path: Path) -> str | None:
+    """'truncated: ...' when the file is shorter than its own header says, else None."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return f"truncated: {size} bytes, not even the 8-byte header length"
+            (n,) = struct.unpack("<Q", head)
+            if n > size - 8:
+                return None if n > 100_000_000 else f"truncated: the header alone claims {n} bytes, the file has {size}"
+            header = json.loads(f.read(n))
+        end = 8 + n + max(e["data_offsets"][1] for k, e in header.items() if k != "__metadata__")
+        return f"truncated: the header describes {end} bytes, the file has {size}" if end > size else None
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
 
 
 def _read_ckpt(path: Path) -> dict[str, np.ndarray]:
+    from harness.ckpt_framing import ITEMSIZE, check_ckpt
+    entries = check_ckpt(path)    # MindSpore would load a tensor whose bytes disagree with its dims
     import mindspore as ms
     try:
-        params = ms.load_checkpoint(str(path))
+        arrays = {name: p.asnumpy() for name, p in ms.load_checkpoint(str(path)).items()}
     except Exception as e:  # MindSpore raises ValueError/RuntimeError/protobuf errors alike
-        raise BadInput(f"{path}: not a readable MindSpore checkpoint: {type(e).__name__}: {str(e)[:200]}",
+        raise BadInput(f"{path}: not a readable MindSpore checkpoint: {type(e).__name__}: {_one_line(e)[:200]}",
                        "the file is truncated or corrupt; write it again") from None
-    return {name: p.asnumpy() for name, p in params.items()}
+    for name, entry in entries.items():   # what MindSpore built must be what the framing says
+        arr = arrays.get(name)
+        if arr is None or arr.shape != entry.dims or arr.dtype.itemsize != ITEMSIZE[entry.tensor_type]:
+            raise BadInput(f"{path}: MindSpore read tensor {name} as "
+                           f"{'nothing' if arr is None else f'{arr.shape} {arr.dtype}'}, the file says "
+                           f"{entry.dims} {entry.tensor_type}", "the file is corrupt; write it again")
+    return arrays
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def _check_zip_crcs(path: Path) -> None:
+    """torch.load does not check the CRC-32 of a zip checkpoint's members: a flipped byte
+    would load as a changed weight. Read every member once (zipfile checks the CRC at its end)."""
+    import zipfile
+    if not zipfile.is_zipfile(path):
+        return                                      # torch's legacy format: no checksums to verify
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if info.CRC == 0:
+                    continue                        # saved with compute_crc32=False: nothing to verify
+                with z.open(info) as member:
+                    while member.read(1 << 24):
+                        pass
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+        raise BadInput(f"{path}: damaged PyTorch zip checkpoint: {_one_line(e)[:200]}",
+                       "the file is truncated or corrupt; write it again") from None
 
 
 def _read_pickle(path: Path) -> dict[str, np.ndarray]:
     import torch
+    _check_zip_crcs(path)
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise BadInput(f"{path}: refused or unreadable PyTorch pickle: {type(e).__name__}: {str(e)[:200]}",
+        raise BadInput(f"{path}: refused or unreadable PyTorch pickle: {type(e).__name__}: {_one_line(e)[:200]}",
                        "only plain tensor state dicts load (weights_only=True); convert to safetensors") from None
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise BadInput(f"{path}: pickle does not hold a flat name -> tensor dict",

@@ -1,14 +1,20 @@
 """Command line: `python -m harness {init,expand,infer} ...`.
 
-Exit codes: 0 ok, 1 checks failed, 2 bad input (the message names what and how to fix).
+Exit codes: 0 ok, 2 bad input (the message names what and how to fix), 3 internal
+error (a bug: traceback above the message), 130 interrupted (Ctrl-C, SIGINT), 143
+terminated (SIGTERM). Interrupted runs leave no partial file under a final name.
+(1, checks failed, is make test / make parity's.)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -19,9 +25,17 @@ METHODS = ("fpi", "aki")
 SAMPLINGS = ("paper", "balanced")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the tool's error shape: one line of what, one of how to fix (exit 2)."""
+
+    def error(self, message):
+        _print_error(message, f"see `{self.prog} --help`")
+        sys.exit(BadInput.exit_code)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog="python -m harness", description=__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
     init = sub.add_parser("init", help="write a seeded random model of a preset (safetensors + .ckpt)")
@@ -63,11 +77,17 @@ def _frameworks(value: str) -> tuple[str, ...]:
     return FRAMEWORKS if value == "both" else (_choice(value, FRAMEWORKS + ("both",), "framework"),)
 
 
+def _check_seed(value: int) -> None:
+    if value < 0:
+        raise BadInput(f"seed must be a non-negative integer, got {value}", "pass e.g. --seed 0")
+
+
 def cmd_init(args) -> int:
     from harness import frameworks
     from harness.config import preset
     from harness.init import init_state
     cfg = preset(args.model, args.size)
+    _check_seed(args.seed)
     arrays = init_state(cfg, args.seed)
     for name in _frameworks(args.framework):
         fw = frameworks.load(name)
@@ -114,10 +134,15 @@ def cmd_expand(args) -> int:
     for name in fws:
         fw = frameworks.load(name)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True) as bar:
-            task = bar.add_task(f"{fw.title}: loading source", total=None)
+                      console=console, transient=True, disable=not console.is_terminal) as bar:
+            def stage(text, **kw):   # a bar on a terminal, one line per stage in a log
+                bar.update(task, description=f"{fw.title}: {text}", **kw)
+                if not console.is_terminal:
+                    print(f"{fw.title}: {text}", file=sys.stderr, flush=True)
+            task = bar.add_task("", total=None)
+            stage("loading source")
             src_state, load_s = pipeline.load_source(name, src_cfg, args.src_ckpt, args.seed, args.allow_nonfinite)
-            bar.update(task, description=f"{fw.title}: expanding and writing", total=len(recipes), completed=0)
+            stage(f"expanding {len(recipes)} tensors and writing them", total=len(recipes), completed=0)
             result = pipeline.grow(name, recipes, src_state, dst_cfg, args.out, on_tensor=lambda _: bar.advance(task))
             path = result.weights_path
         rows.append((fw.title, {"load": load_s, "plan": plan_seconds, **result.seconds}, path))
@@ -176,16 +201,50 @@ def cmd_infer(args) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the same cleanup runs."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _print_error(what: str, fix: str = "") -> None:
+    print(f"error: {_one_line(what)}", file=sys.stderr)
+    if fix:
+        print(f"  fix: {_one_line(fix)}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"init": cmd_init, "expand": cmd_expand, "infer": cmd_infer}[args.command]
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _in_main_thread() else None
     try:
         return handler(args)
     except BadInput as e:
-        print(f"error: {e.what}", file=sys.stderr)
-        if e.fix:
-            print(f"  fix: {e.fix}", file=sys.stderr)
+        _print_error(e.what, e.fix)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: no partial file was left under a final name", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        from harness.writers import discard_live
+        discard_live()   # also a file created just before its writer's `with` began
+        name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("SIGINT", 130)
+        _print_error(f"interrupted ({name}): temporary files removed; no partial file was left under a final "
+                     "name (files completed before the interrupt are whole)",
+                     "rerun the same command: it writes the same files")
+        return code
+    except Exception as e:  # a bug, not bad input: keep the traceback for the report
+        traceback.print_exc()
+        _print_error(f"internal error: {type(e).__name__}: {e}",
+                     "this is a bug in the tool; report it with the command line and the traceback above")
+        return 3
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _in_main_thread() -> bool:   # signal handlers can only be set there
+    return threading.current_thread() is threading.main_thread()

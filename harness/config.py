@@ -41,6 +41,13 @@ class ModelConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise BadInput(f"{where}: {key} must be a positive integer, got {value!r}",
                                f"set {key} to a positive integer")
+        if not isinstance(self.type_vocab, int) or isinstance(self.type_vocab, bool) or self.type_vocab < 0:
+            raise BadInput(f"{where}: type_vocab must be a non-negative integer, got {self.type_vocab!r}",
+                           "set type_vocab (BERT 2, GPT-2 0)")
+        if (not isinstance(self.initializer_range, (int, float)) or isinstance(self.initializer_range, bool)
+                or not 0 < self.initializer_range < 1):
+            raise BadInput(f"{where}: initializer_range must be a number in (0, 1), got {self.initializer_range!r}",
+                           "set initializer_range = 0.02")
         if self.hidden % self.heads:
             raise BadInput(f"{where}: hidden {self.hidden} is not a multiple of heads {self.heads}",
                            "choose heads so that hidden / heads is the (integer) head size")
@@ -113,6 +120,9 @@ class ModelConfig:
         except KeyError as e:
             raise BadInput(f"{source}: missing key {e.args[0]!r} for a {model_type} config",
                            "write a complete Hugging Face config.json") from None
+        except (TypeError, ValueError) as e:   # float() of a string or a list
+            raise BadInput(f"{source}: a value of the {model_type} config has the wrong type: {e}",
+                           "write numbers where Hugging Face's config.json has numbers") from None
         raise BadInput(f"{source}: model_type {model_type!r} is not supported",
                        "use a bert or gpt2 config.json")
 
@@ -137,6 +147,12 @@ def load_presets(path: Path = SIZES_TOML) -> dict[str, dict[str, ModelConfig]]:
     if unknown:
         raise BadInput(f"{path}: unknown section(s) {sorted(unknown)}",
                        f"sections are: defaults, {', '.join(FAMILIES)}")
+    tables = {"defaults": defaults, **{f: data.get(f, {}) for f in FAMILIES}}
+    if isinstance(defaults, dict):
+        tables.update({f"defaults.{f}": defaults.get(f, {}) for f in FAMILIES})
+    for key, value in tables.items():
+        if not isinstance(value, dict):
+            raise BadInput(f"{path}: key {key!r} must be a table, got {value!r}", f"write it as a [{key}] section")
     presets: dict[str, dict[str, ModelConfig]] = {}
     for family in FAMILIES:
         base = defaults.get(family, {})

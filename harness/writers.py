@@ -13,11 +13,12 @@ own memory (one copy, into the page cache), never serialised into a second buffe
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import queue
+import secrets
 import struct
-import tempfile
 import threading
 from pathlib import Path
 
@@ -33,12 +34,76 @@ CKPT_CHUNK = 512 * 1024 * 1024   # mindspore.train.serialization: 1024 * SLICE_S
 
 
 # -- the temporary file ------------------------------------------------------------
+def _temp_prefix(final: Path) -> str:
+    return f".{final.name}."
+
+
+def remove_stale_temps(final: Path) -> list[Path]:
+    """Remove temporary files of `final` left by runs that died (SIGKILL, power loss).
+
+    Temporary names carry the writer's pid: `.NAME.PID.RANDOM.partial...`; a file whose
+    pid is not a running process is stale (a live writer's file is left alone).
+    """
+    removed = []
+    prefix = _temp_prefix(final)
+    for path in Path(final).parent.glob(f"{glob.escape(prefix)}*.partial*"):
+        pid = path.name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue                                   # alive (or another user's): not ours to remove
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        try:
+            path.unlink()
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+_LIVE: set[Path] = set()   # temporary files of this process not yet renamed or removed
+
+
+def discard_live() -> list[Path]:
+    """Remove every temporary file this process created and has not finished (the CLI calls it
+    on Ctrl-C / SIGTERM: an interrupt may land between a file's creation and the `with` that
+    would remove it)."""
+    removed = []
+    for tmp in list(_LIVE):
+        discard(tmp)
+        removed.append(tmp)
+    return removed
+
+
 def temp_beside(final: Path) -> Path:
-    """A new empty temporary file beside `final`, keeping its suffix (MindSpore appends .ckpt otherwise)."""
+    """A new empty temporary file beside `final`, named after it and this process's pid and
+    keeping its suffix (MindSpore appends .ckpt otherwise); stale temporaries of dead
+    writers of `final` are removed first. The name is registered (see discard_live) before
+    the file exists, so no interrupt can leave it unregistered."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial" + final.suffix, dir=final.parent)
-    os.close(fd)
-    return Path(tmp)
+    remove_stale_temps(final)
+    while True:
+        tmp = final.parent / f"{_temp_prefix(final)}{os.getpid()}.{secrets.token_hex(4)}.partial{final.suffix}"
+        _LIVE.add(tmp)
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            return tmp
+        except FileExistsError:
+            _LIVE.discard(tmp)
+        except BaseException:
+            discard(tmp)
+            raise
+
+
+def as_bad_input(error: OSError, final: Path, tmp: Path | None) -> BadInput:
+    """An OSError while writing `final` (folder not writable, disk full) as the tool's error."""
+    where = f" ({error.filename})" if error.filename and str(error.filename) not in (str(final), str(tmp)) else ""
+    return BadInput(f"{final}: cannot write: {error.strerror or error}{where}",
+                    "choose a writable output folder with enough free space, then rerun")
 
 
 def commit(tmp: Path, final: Path) -> None:
@@ -50,6 +115,7 @@ def commit(tmp: Path, final: Path) -> None:
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, final)
+    _LIVE.discard(tmp)
     dir_fd = os.open(final.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -62,6 +128,7 @@ def discard(tmp: Path) -> None:
         os.unlink(tmp)
     except FileNotFoundError:
         pass
+    _LIVE.discard(tmp)
 
 
 def _write_all(fd: int, data) -> None:
@@ -80,12 +147,24 @@ class StreamWriter:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.tmp = temp_beside(self.path)
-        self.fd = os.open(self.tmp, os.O_WRONLY)
+        self.tmp, self.fd = None, -1
+        try:
+            self.tmp = temp_beside(self.path)
+            self.fd = os.open(self.tmp, os.O_WRONLY)
+        except BaseException as e:   # OSError, or an interrupt before the caller's `with` holds us
+            if self.tmp is not None:
+                discard(self.tmp)
+            if isinstance(e, OSError):
+                raise as_bad_input(e, self.path, self.tmp) from None
+            raise
         self.bytes = 0
+        self.after_commit: list = []   # callables run once the file is in place (e.g. write config.json)
 
     def _out(self, data) -> None:
-        _write_all(self.fd, data)
+        try:
+            _write_all(self.fd, data)
+        except OSError as e:   # disk full, file too large: the caller aborts (removes the file)
+            raise as_bad_input(e, self.path, self.tmp) from None
         self.bytes += memoryview(data).nbytes
 
     def write(self, name: str, array: np.ndarray) -> None:
@@ -104,9 +183,14 @@ class StreamWriter:
         self.fd = -1
         try:
             commit(self.tmp, self.path)
+        except OSError as e:
+            discard(self.tmp)
+            raise as_bad_input(e, self.path, self.tmp) from None
         except BaseException:
             discard(self.tmp)
             raise
+        for then in self.after_commit:
+            then()
         return self.path
 
     def abort(self) -> None:
@@ -153,8 +237,12 @@ class SafetensorsStream(StreamWriter):
         head = json.dumps(header, separators=(",", ":")).encode()
         head += b" " * (-len(head) % 8)
         super().__init__(path)
-        self._out(struct.pack("<Q", len(head)))
-        self._out(head)
+        try:
+            self._out(struct.pack("<Q", len(head)))
+            self._out(head)
+        except BaseException:   # an interrupt or a full disk before the caller's `with` holds us
+            self.abort()
+            raise
 
     def write(self, name: str, array: np.ndarray) -> None:
         if self.next >= len(self.layout):

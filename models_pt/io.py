@@ -35,11 +35,13 @@ def _open_weights(path: Path, layout: list) -> StreamWriter:
 
 
 def open_writer(out_dir: Path, cfg: ModelConfig, layout: list) -> StreamWriter:
-    """Write config.json into out_dir and open the weights file for streaming: the tensors of
-    `layout` ([(name, shape, dtype)]) are then written in that order, as numpy arrays."""
+    """Open the weights file of out_dir for streaming: the tensors of `layout` ([(name, shape,
+    dtype)]) are then written in that order, as numpy arrays. config.json is written once the
+    weights are in place, so a failed save leaves an earlier pair as it was."""
     out_dir = Path(out_dir)
-    write_json(out_dir / CONFIG_NAME, cfg.to_hf())
-    return _open_weights(out_dir / WEIGHTS_NAME, layout)
+    writer = _open_weights(out_dir / WEIGHTS_NAME, layout)
+    writer.after_commit.append(lambda: write_json(out_dir / CONFIG_NAME, cfg.to_hf()))
+    return writer
 
 
 def save(out_dir: Path, cfg: ModelConfig, state: dict[str, Tensor]) -> Path:

@@ -1,0 +1,425 @@
+"""Bad input, untrusted files, failed writes and reproducibility, through the CLI.
+
+Issue 5's table, row by row (rows covered elsewhere say where):
+- missing tensor / extra / shape / dtype, NaN through the loader: test_checkpoint.py;
+- cases.toml and tolerances.toml keys and types: test_harness.py; growth-config
+  mismatches through build_plan: test_plan.py; corrupted files at scale: test_fuzz.py;
+- interrupted runs (SIGINT, SIGTERM, SIGKILL): test_interrupt.py.
+"""
+import ast
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import frameworks
+from harness.checkpoint import load_checkpoint, read_tensors, sha256, write_safetensors
+from harness.cli import main
+from harness.config import load_presets, preset
+from harness.errors import BadInput
+from harness.init import init_state
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _error(capsys) -> tuple[str, str]:
+    """(what, fix) of the CLI's error; asserts its shape: the last two stderr lines, one each."""
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) >= 2 and lines[-2].startswith("error: ") and lines[-1].startswith("  fix: "), err
+    assert sum(line.startswith("error: ") for line in lines) == 1 and "Traceback" not in err, err
+    return lines[-2][len("error: "):], lines[-1][len("  fix: "):]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A model folder of bert tiny, seed 0: config.json, model.safetensors, model.ckpt."""
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    assert main(["init", "--model", "bert", "--size", "tiny", "--out", str(folder)]) == 0
+    return folder
+
+
+def _copy(src: Path, dst: Path, weights: str) -> Path:
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src / "config.json", dst)
+    shutil.copy(src / weights, dst)
+    return dst / weights
+
+
+# -- missing files ----------------------------------------------------------------------
+@pytest.mark.parametrize("argv, missing", [
+    (["expand", "--model", "bert", "--dst", "tiny2x", "--src-ckpt", "{tmp}/nope.safetensors", "--out", "{tmp}/o"],
+     "{tmp}/nope.safetensors"),
+    (["expand", "--model", "bert", "--dst", "tiny2x", "--src-ckpt", "{tmp}/no_folder", "--out", "{tmp}/o"],
+     "{tmp}/no_folder"),
+    (["infer", "--sentence", "hi", "--ckpt", "{tmp}/gone"], "{tmp}/gone"),
+    (["infer", "--sentence", "hi", "--ckpt", "{tmp}/empty"], "{tmp}/empty"),   # a folder without weights
+    (["infer", "--sentence", "hi", "--ckpt", "{model}", "--tokenizer", "{tmp}/tok.json"], "{tmp}/tok.json"),
+])
+def test_missing_file_or_folder_exits_2_naming_it(tmp_path, capsys, tiny_bert, argv, missing):
+    (tmp_path / "empty").mkdir()
+    fill = {"tmp": str(tmp_path), "model": str(tiny_bert)}
+    assert main([a.format(**fill) for a in argv]) == 2
+    what, fix = _error(capsys)
+    assert what.startswith(missing.format(**fill) + ":"), what
+    assert not (tmp_path / "o").exists()
+
+
+# -- corrupt files ----------------------------------------------------------------------
+_TINY = preset("bert", "tiny")
+_EMB = _TINY.vocab * _TINY.hidden                  # elements of the first tensor, the word embeddings
+CORRUPTIONS = [   # (file, damage, what the error must say, given the file's size)
+    ("model.safetensors", lambda b: b[: len(b) // 2],
+     lambda size: f"truncated: the header describes {size} bytes, the file has {size // 2}"),
+    ("model.safetensors", lambda b: b[:5], lambda size: "truncated: 5 bytes, not even the 8-byte header length"),
+    ("model.safetensors", lambda b: b"\x10" + b[1:], lambda size: "Error while deserializing header"),
+    ("model.ckpt", lambda b: b[: len(b) // 2], lambda size: "remain (truncated or damaged)"),
+    ("model.ckpt", lambda b: b"", lambda size: "the file is empty"),
+    ("model.ckpt", lambda b: b.replace(b"\x07Float32", b"\x07Float16", 1),
+     lambda size: f"embeddings.word_embeddings.weight of dims [{_TINY.vocab}, {_TINY.hidden}] Float16 needs "
+                  f"{2 * _EMB} bytes, the file holds {4 * _EMB}"),
+]
+
+
+@pytest.mark.parametrize("weights, damage, reason", CORRUPTIONS)
+def test_corrupt_checkpoint_exits_2_naming_file_and_what_is_wrong(tmp_path, capsys, tiny_bert, weights, damage, reason):
+    path = _copy(tiny_bert, tmp_path / "src", weights)
+    size = path.stat().st_size
+    path.write_bytes(damage(path.read_bytes()))
+    assert main(["expand", "--model", "bert", "--dst", "tiny2x", "--src-ckpt", str(path),
+                 "--out", str(tmp_path / "o")]) == 2
+    what, fix = _error(capsys)
+    assert what.startswith(f"{path}: ") and reason(size) in what, what
+    assert "truncated or corrupt" in fix
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("text, reason", [
+    ('{"model_type": "bert", "hidden_size": 64', "cannot read config: Expecting"),
+    ("[1, 2]", "config is not a JSON object"),
+    ('{"model_type": "t5"}', "model_type 't5' is not supported"),
+    (json.dumps({**_TINY.to_hf(), "layer_norm_eps": "small"}), "wrong type: could not convert string to float"),
+    (json.dumps({k: v for k, v in _TINY.to_hf().items() if k != "num_attention_heads"}),
+     "missing key 'num_attention_heads'"),
+])
+def test_bad_config_json_exits_2_naming_it(tmp_path, capsys, tiny_bert, text, reason):
+    path = _copy(tiny_bert, tmp_path / "src", "model.safetensors")
+    (tmp_path / "src" / "config.json").write_text(text)
+    assert main(["infer", "--sentence", "hi", "--ckpt", str(path)]) == 2
+    what, _ = _error(capsys)
+    assert what.startswith(f"{tmp_path / 'src' / 'config.json'}: ") and reason in what, what
+
+
+def test_ckpt_sliced_by_mindspore_loads_whole(tmp_path, monkeypatch):
+    """MindSpore splits tensors over SLICE_SIZE KB into consecutive entries; the framing check joins them."""
+    import mindspore.train.serialization as serialization
+    monkeypatch.setattr(serialization, "SLICE_SIZE", 16)            # 16 KB slices: the embeddings in 16
+    cfg = preset("bert", "tiny")
+    state = init_state(cfg, 2)
+    import mindspore
+    mindspore.save_checkpoint(state, str(tmp_path / "model.ckpt"))   # MindSpore's own writer, sliced
+    assert (tmp_path / "model.ckpt").read_bytes().count(b"embeddings.word_embeddings.weight") == 16
+    _, back = load_checkpoint(tmp_path / "model.ckpt", cfg)
+    for name, value in state.items():
+        assert np.array_equal(back[name], value), name
+
+
+def test_wrong_shape_in_a_ckpt_exits_2_naming_tensor_expected_and_found(tmp_path, capsys):
+    cfg = preset("bert", "tiny")
+    state = init_state(cfg, 0)
+    state["encoder.layer.1.intermediate.dense.weight"] = np.zeros((255, 64), np.float32)
+    ms = frameworks.load("ms")
+    ms.io.save(tmp_path / "src", cfg, {k: ms.io.to_tensor(v) for k, v in state.items()})
+    assert main(["expand", "--model", "bert", "--dst", "tiny2x", "--src-ckpt", str(tmp_path / "src" / "model.ckpt"),
+                 "--out", str(tmp_path / "o")]) == 2
+    what, _ = _error(capsys)
+    assert "tensor encoder.layer.1.intermediate.dense.weight has shape (255, 64), expected (256, 64)" in what
+
+
+# -- NaN / Inf ---------------------------------------------------------------------------
+def test_nonfinite_source_refused_naming_the_tensor_and_allowed_by_the_flag(tmp_path, capsys):
+    cfg = preset("gpt2", "tiny")
+    state = init_state(cfg, 0)
+    state["transformer.h.1.attn.c_proj.weight"][2, 3] = np.inf
+    write_safetensors(tmp_path / "src" / "model.safetensors", state)
+    (tmp_path / "src" / "config.json").write_text(json.dumps(cfg.to_hf()))
+    argv = ["expand", "--model", "gpt2", "--dst", "tiny_w", "--src-ckpt", str(tmp_path / "src"), "--out"]
+    assert main(argv + [str(tmp_path / "refused")]) == 2
+    what, fix = _error(capsys)
+    assert "tensor transformer.h.1.attn.c_proj.weight holds NaN or Inf" in what and "--allow-nonfinite" in fix
+    assert not (tmp_path / "refused").exists()
+    assert main(argv + [str(tmp_path / "allowed"), "--allow-nonfinite"]) == 0
+    for weights in ("model.safetensors", "model.ckpt"):
+        grown = read_tensors(tmp_path / "allowed" / weights)["transformer.h.1.attn.c_proj.weight"]
+        assert np.isinf(grown).any() and np.isfinite(grown).sum() > 0, weights
+
+
+# -- config / preset mismatches, before any work ------------------------------------------
+@pytest.mark.parametrize("edit, words", [
+    ({"num_attention_heads": 2}, ["head size 32 (hidden 64 / heads 2)", "16 (hidden 128 / heads 8)"]),
+    ({"vocab_size": 2000}, ["vocab 2000 -> 1000 differs"]),
+    ({"hidden_size": 128, "intermediate_size": 512, "num_attention_heads": 8, "num_hidden_layers": 3},
+     ["layers 3 -> 2 shrinks"]),
+    ({"num_attention_heads": 5}, ["hidden 64 is not a multiple of heads 5"]),
+])
+def test_config_mismatch_exits_2_naming_both_values_before_reading_weights(tmp_path, capsys, edit, words):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "config.json").write_text(json.dumps({**preset("bert", "tiny").to_hf(), **edit}))
+    (src / "model.safetensors").write_bytes(b"never read: the config is refused first")
+    assert main(["expand", "--model", "bert", "--dst", "tiny2x", "--src-ckpt", str(src),
+                 "--out", str(tmp_path / "o")]) == 2
+    what, _ = _error(capsys)
+    for word in words:
+        assert word in what, what
+    assert not (tmp_path / "o").exists()
+
+
+# -- unknown names ---------------------------------------------------------------------
+@pytest.mark.parametrize("argv, what, choices", [
+    (["init", "--model", "bert", "--size", "huge"], "unknown bert preset 'huge'", "tiny, tiny_w"),
+    (["init", "--model", "bart", "--size", "tiny"], "unknown model family 'bart'", "bert, gpt2"),
+    (["init", "--model", "gpt2", "--size", "tiny", "--framework", "jax"], "unknown framework 'jax'", "pt, ms, both"),
+    (["expand", "--model", "gpt2", "--src", "tiny", "--dst", "tiny2x", "--method", "lora"], "unknown method 'lora'",
+     "fpi, aki"),
+    (["expand", "--model", "gpt2", "--src", "nano", "--dst", "tiny2x"], "unknown gpt2 preset 'nano'", "medium"),
+    (["infer", "--sentence", "hi", "--ckpt", "{model}", "--framework", "both"], "unknown framework 'both'",
+     "pt, ms"),
+    (["frob"], "invalid choice: 'frob'", "--help"),
+    (["init", "--model", "bert", "--size", "tiny", "--seed", "-1"], "seed must be a non-negative integer, got -1",
+     "--seed 0"),
+    (["init", "--model", "bert", "--size", "tiny", "--seed", "x"], "argument --seed: invalid int value: 'x'", "--help"),
+])
+def test_unknown_choice_exits_2_listing_the_valid_ones(tmp_path, capsys, tiny_bert, argv, what, choices):
+    argv = [a.format(model=tiny_bert) for a in argv]
+    if argv[0] in ("init", "expand"):
+        argv += ["--out", str(tmp_path / "o")]
+    assert _run(argv) == 2
+    got_what, got_fix = _error(capsys)
+    assert what in got_what and choices in got_fix, (got_what, got_fix)
+    assert not (tmp_path / "o").exists()
+
+
+def _run(argv: list[str]) -> int:
+    """main's exit code, also when argparse exits."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+# -- malformed sizes.toml (cases.toml and tolerances.toml: test_harness.py) ---------------------
+SIZE_DEFAULTS = '[defaults.bert]\ntype_vocab = 2\neps = 1e-12\nact = "gelu"\n'
+SIZE_ROW = "tiny = { hidden = 64, layers = 2, heads = 4, ffn = 256, vocab = 1000, positions = 64 }\n"
+
+
+@pytest.mark.parametrize("text, words", [
+    (SIZE_DEFAULTS + "[bert]\ntiny = { hidden = 64,, }\n", ["not valid TOML", "line 6"]),
+    ("defaults = 3\n[bert]\n" + SIZE_ROW, ["key 'defaults' must be a table"]),
+    ("bert = 3\n" + SIZE_DEFAULTS, ["key 'bert' must be a table"]),
+    ("[defaults]\nbert = 3\n[bert]\n" + SIZE_ROW, ["key 'defaults.bert' must be a table"]),
+    (SIZE_DEFAULTS + "[bert]\ntiny = 3\n", ["[bert] tiny must be a table"]),
+    (SIZE_DEFAULTS + "[bert]\n" + SIZE_ROW.replace("}", ", colour = 1 }"), ["[bert] tiny", "unknown key(s) ['colour']"]),
+    (SIZE_DEFAULTS + "[bert]\n" + SIZE_ROW.replace("ffn = 256, ", ""), ["[bert] tiny", "missing key(s) ['ffn']"]),
+    (SIZE_DEFAULTS + "[bert]\n" + SIZE_ROW.replace("= 64,", '= "64",', 1), ["[bert] tiny", "hidden", "'64'"]),
+    (SIZE_DEFAULTS + "[bert]\n" + SIZE_ROW.replace("heads = 4", "heads = 5"),
+     ["[bert] tiny", "hidden 64 is not a multiple of heads 5"]),
+    (SIZE_DEFAULTS.replace("type_vocab = 2", 'type_vocab = "2"') + "[bert]\n" + SIZE_ROW, ["type_vocab", "'2'"]),
+    (SIZE_DEFAULTS + 'initializer_range = "x"\n[bert]\n' + SIZE_ROW, ["initializer_range", "'x'"]),
+    (SIZE_DEFAULTS.replace("1e-12", "1") + "[bert]\n" + SIZE_ROW, ["eps", "got 1"]),
+    (SIZE_DEFAULTS + "[bart]\n" + SIZE_ROW, ["unknown section(s) ['bart']"]),
+])
+def test_malformed_sizes_toml_names_file_and_key(tmp_path, text, words):
+    path = tmp_path / "sizes.toml"
+    path.write_text(text)
+    with pytest.raises(BadInput) as e:
+        load_presets(path)
+    assert e.value.what.startswith(f"{path}: ")
+    for word in words:
+        assert word in e.value.what, e.value.what
+
+
+@pytest.mark.parametrize("loader", ["harness.cases:load_cases", "harness.tolerances:load_tolerances",
+                                    "harness.config:load_presets"])
+def test_toml_syntax_error_names_file_and_line(tmp_path, loader):
+    import importlib
+    module, name = loader.split(":")
+    path = tmp_path / "data.toml"
+    path.write_text("# comment\n\n[section\nkey = 1\n")
+    with pytest.raises(BadInput) as e:
+        getattr(importlib.import_module(module), name)(path)
+    assert e.value.what.startswith(f"{path}: not valid TOML") and "line 3" in e.value.what
+
+
+# -- pickles ---------------------------------------------------------------------------
+class _Payload:
+    """Unpickling this runs a shell command (the classic malicious checkpoint)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("suffix", ["pth", "bin"])
+def test_pickle_needing_code_execution_is_refused_and_never_runs(tmp_path, capsys, suffix):
+    import torch
+    marker = tmp_path / "pwned"
+    path = tmp_path / f"model.{suffix}"
+    torch.save({"embeddings.word_embeddings.weight": _Payload(marker)}, path)
+    with pytest.raises(BadInput) as e:
+        read_tensors(path)
+    assert str(path) in e.value.what and "weights_only=True" in e.value.fix
+    assert not marker.exists()
+    (tmp_path / "config.json").write_text(json.dumps(preset("bert", "tiny").to_hf()))
+    assert main(["infer", "--sentence", "hi", "--ckpt", str(path)]) == 2
+    _error(capsys)
+    assert not marker.exists()
+    torch.load(path, weights_only=False)        # the control: the payload is real
+    assert marker.exists()
+
+
+def test_plain_state_dict_pickle_loads(tmp_path):
+    import torch
+    cfg = preset("gpt2", "tiny")
+    state = init_state(cfg, 4)
+    torch.save({k: torch.from_numpy(v) for k, v in state.items()}, tmp_path / "pytorch_model.bin")
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_hf()))
+    _, back = load_checkpoint(tmp_path)
+    for name, value in state.items():
+        assert np.array_equal(back[name], value), name
+
+
+def test_every_torch_load_in_the_tool_passes_weights_only_true():
+    calls = []
+    for path in [*ROOT.glob("harness/*.py"), *ROOT.glob("models_*/*.py"), *ROOT.glob("tools/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
+                kw = {k.arg: k.value for k in node.keywords}
+                ok = isinstance(kw.get("weights_only"), ast.Constant) and kw["weights_only"].value is True
+                calls.append((f"{path.relative_to(ROOT)}:{node.lineno}", ok))
+    assert calls and all(ok for _, ok in calls), calls
+
+
+# -- failed writes -----------------------------------------------------------------------
+def _listing(folder: Path) -> dict[str, str]:
+    return {p.name: sha256(p) for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("out", ["{tmp}/a_file/out", "/sys/bert2bert_parity_test_out"])
+def test_unwritable_output_exits_2_naming_it(tmp_path, capsys, out):
+    """A folder under a regular file, and one in sysfs: neither can be written, even by root."""
+    (tmp_path / "a_file").write_text("not a folder")
+    out = out.format(tmp=tmp_path)
+    assert main(["init", "--model", "bert", "--size", "tiny", "--out", out]) == 2
+    what, fix = _error(capsys)
+    assert what.startswith(f"{out}/model.safetensors: cannot write: ") and "writable" in fix
+    assert not Path(out).exists()
+
+
+@contextmanager
+def _file_size_limit(nbytes: int):
+    """Writes past nbytes fail with EFBIG, as on a full disk (Python ignores SIGXFSZ), even for root."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@pytest.mark.parametrize("framework, weights", [("pt", "model.safetensors"), ("ms", "model.ckpt")])
+def test_disk_full_mid_save_leaves_earlier_outputs_untouched(tmp_path, capsys, framework, weights):
+    assert main(["init", "--model", "bert", "--size", "tiny", "--seed", "1", "--out", str(tmp_path)]) == 0
+    before = _listing(tmp_path)
+    capsys.readouterr()
+    with _file_size_limit(100_000):                 # config.json fits, a 0.7 MB checkpoint does not
+        code = main(["init", "--model", "bert", "--size", "tiny_w", "--seed", "2", "--framework", framework,
+                     "--out", str(tmp_path)])
+    assert code == 2
+    what, _ = _error(capsys)
+    assert what == f"{tmp_path / weights}: cannot write: File too large"
+    assert _listing(tmp_path) == before             # byte-identical, no temporary file left
+
+
+@pytest.mark.parametrize("framework", ["pt", "ms"])
+def test_interrupt_inside_a_writer_leaves_no_temporary_file(tmp_path, monkeypatch, framework):
+    """Ctrl-C between two tensors of a save: the temporary file is removed, nothing else written."""
+    from harness import writers
+    calls = []
+    real = writers._write_all
+
+    def interrupt_third(fd, data):
+        calls.append(fd)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(fd, data)
+
+    monkeypatch.setattr(writers, "_write_all", interrupt_third)
+    cfg = preset("bert", "tiny")
+    fw = frameworks.load(framework)
+    with pytest.raises(KeyboardInterrupt):
+        fw.io.save(tmp_path, cfg, {k: fw.io.to_tensor(v) for k, v in init_state(cfg, 0).items()})
+    assert len(calls) == 3 and os.listdir(tmp_path) == []
+
+
+# -- reproducibility ---------------------------------------------------------------------
+@pytest.mark.parametrize("family, dst", [("bert", "tiny_wd"), ("gpt2", "tiny2x")])
+def test_expand_rerun_with_the_same_seed_is_byte_identical_in_both_frameworks(tmp_path, family, dst):
+    digests = []
+    for run, seed in (("a", 6), ("b", 6), ("c", 7)):
+        out = tmp_path / run
+        assert main(["expand", "--model", family, "--src", "tiny", "--dst", dst, "--method", "aki",
+                     "--sampling", "balanced", "--seed", str(seed), "--out", str(out)]) == 0
+        plan = json.loads((out / "plan.json").read_text())
+        del plan["seconds"]
+        digests.append({**{n: sha256(out / n) for n in ("model.safetensors", "model.ckpt", "config.json")},
+                        "plan.json": plan})
+    assert digests[0] == digests[1]
+    assert digests[2]["model.safetensors"] != digests[0]["model.safetensors"]
+    assert digests[2]["model.ckpt"] != digests[0]["model.ckpt"]
+
+
+# -- help, error shape, README ------------------------------------------------------------
+def test_every_command_has_help_listing_its_options():
+    from harness.cli import _parser
+    top = _parser()
+    commands = top._subparsers._group_actions[0].choices
+    assert set(commands) >= {"init", "expand", "infer"}
+    for parser, argv in [(top, ["--help"])] + [(commands[name], [name, "--help"]) for name in commands]:
+        done = subprocess.run([sys.executable, "-m", "harness", *argv], capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 0 and done.stderr == "", (argv, done.stderr)
+        for option in (o for action in parser._actions for o in action.option_strings):
+            assert option in done.stdout, (argv, option)
+        if parser is top:
+            assert all(word in done.stdout for word in ("init", "expand", "infer", "130", "143")), done.stdout
+
+
+def test_a_bug_exits_3_with_the_traceback_then_the_error_shape(capsys, monkeypatch):
+    import harness.cli as cli
+
+    def broken(args):
+        raise ZeroDivisionError("planted")
+
+    monkeypatch.setattr(cli, "cmd_init", broken)
+    assert main(["init", "--model", "bert", "--size", "tiny", "--out", "unused"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and err.endswith(
+        "error: internal error: ZeroDivisionError: planted\n"
+        "  fix: this is a bug in the tool; report it with the command line and the traceback above\n"), err
+
+
+def test_readme_documents_every_exit_code():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Exit codes", 1)[1].split("\n## ", 1)[0]
+    for code in ("0", "1", "2", "3", "130", "143"):
+        assert f"`{code}`" in section, code
