@@ -114,10 +114,34 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
                 if dtype not in _ST_READABLE:
                     raise BadInput(f"{path}: tensor {name} has dtype {dtype}, which numpy cannot hold",
                                    "convert the checkpoint to float32")
-        return load_file(str(path))
+        mapped = _map_safetensors(path)   # the header is valid (safetensors checked it): map, do not copy
+        return mapped if mapped is not None else load_file(str(path))
     except (SafetensorError, ValueError, OSError) as e:
         raise BadInput(f"{path}: not a readable safetensors file: {_truncation(path) or _one_line(e)}",
                        "the file is truncated or corrupt; write it again") from None
+
+
+_NP_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4"}
+
+
+def _map_safetensors(path: Path) -> dict[str, np.ndarray] | None:
+    """Every tensor of a safetensors file as a view of one copy-on-write memory map (no read, no
+    copy: pages come from the page cache when touched; writing to a view never reaches the file).
+    None when a tensor's dtype is not one mapped here (the caller then reads the file)."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    header.pop("__metadata__", None)
+    if any(entry["dtype"] not in _NP_DTYPES for entry in header.values()):
+        return None
+    if path.stat().st_size == 8 + n:   # no tensor bytes at all (mmap cannot map an empty range)
+        return {name: np.zeros(e["shape"], _NP_DTYPES[e["dtype"]]) for name, e in header.items()}
+    mm = np.memmap(path, dtype=np.uint8, mode="c")
+    out = {}
+    for name, entry in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+        start, end = entry["data_offsets"]
+        out[name] = np.ndarray(entry["shape"], _NP_DTYPES[entry["dtype"]], buffer=mm, offset=8 + n + start)
+    return out
 
 
 def _truncation(path: Path) -> str | None:
