@@ -31,8 +31,9 @@ parity: $(STAMP)
 	KEEP=$(KEEP) $(PY) -m pytest tests/test_parity.py tests/test_tinybert.py -q --junitxml=reports/junit.xml \
 		$(if $(JOBS),-n $(JOBS) --dist loadgroup)
 
+REPEAT ?= 3
 bench: $(STAMP)
-	$(PY) tools/bench_expand.py
+	$(PY) tools/bench_expand.py --repeat $(REPEAT)
 
 clean:
 	rm -rf reports rank_0 .pytest_cache
