@@ -142,7 +142,26 @@ def _write_all(fd: int, data) -> None:
 
 
 # -- writers -------------------------------------------------------------------------
-class StreamWriter:
+class _Committed:
+    """`with` commits on a normal exit (close) and removes the file on any exception (abort)."""
+
+    def close(self) -> Path:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class StreamWriter(_Committed):
     """Base: a temporary file open for writing; close() commits it, abort() removes it."""
 
     def __init__(self, path: Path):
@@ -198,15 +217,6 @@ class StreamWriter:
             os.close(self.fd)
             self.fd = -1
         discard(self.tmp)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb) -> None:
-        if kind is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _raw(array: np.ndarray) -> memoryview:
@@ -305,7 +315,7 @@ class CkptStream(StreamWriter):
 
 
 # -- a writer on its own thread ---------------------------------------------------------
-class Background:
+class Background(_Committed):
     """Runs a StreamWriter on a thread: put() queues a tensor and returns, so writing overlaps
     whatever produces the next one (the kernel copies and flushes while Python waits in os.write).
     An error on the writer thread is raised by the next put() or by close()."""
@@ -351,12 +361,3 @@ class Background:
         self.queue.put(self._STOP)
         self.thread.join()
         self.writer.abort()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb) -> None:
-        if kind is None:
-            self.close()
-        else:
-            self.abort()
