@@ -43,7 +43,12 @@ GROWTH = CaseKind("growth", "case", "harness.cases:load_cases", "harness.runner:
                   "harness.runner:run_case_isolated",
                   ("param", "output", "layers", "preservation", "time", "size", "hash"))
 
-KINDS: tuple[CaseKind, ...] = (GROWTH,)
+# GPT-2 inference on PyTorch, MindSpore and ONNX Runtime (cases/inference.toml)
+INFERENCE = CaseKind("inference", "infer_case", "harness.infer_cases:load_infer_cases",
+                     "harness.infer_runner:run_infer_case", "harness.infer_runner:run_infer_case_isolated",
+                     ("logits", "greedy", "perplexity"))
+
+KINDS: tuple[CaseKind, ...] = (GROWTH, INFERENCE)
 
 
 def all_quantities() -> tuple[str, ...]:
