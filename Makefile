@@ -24,15 +24,16 @@ check-mirror: $(STAMP)
 test: $(STAMP) check-mirror
 	$(PY) -m pytest -m "not slow" -q --junitxml=reports/junit.xml
 
-# Every parity case, seed sizes included: reports/parity.{csv,json,md} and junit.xml.
+# Every parity case (growth and inference), seed sizes included: reports/parity.{csv,json,md} and junit.xml.
 # KEEP=1 keeps the grown checkpoints (reports/grown/); JOBS=2 spreads cases over
 # pytest-xdist workers, one case per worker at a time (each worker holds its own models).
 parity: $(STAMP)
-	KEEP=$(KEEP) $(PY) -m pytest tests/test_parity.py -q --junitxml=reports/junit.xml \
+	KEEP=$(KEEP) $(PY) -m pytest tests/test_parity.py tests/test_inference.py -q --junitxml=reports/junit.xml \
 		$(if $(JOBS),-n $(JOBS) --dist loadgroup)
 
 bench: $(STAMP)
 	$(PY) tools/bench_expand.py
+	$(PY) tools/bench_infer.py
 
 clean:
 	rm -rf reports rank_0 .pytest_cache

@@ -48,7 +48,8 @@ def to_dtype(x, dtype):
 
 
 def lowest(dtype):
-    return float(np.finfo(ms.dtype_to_nptype(dtype)).min)  # the most negative finite value of a float dtype
+    # the most negative finite value of a float dtype (ms.dtype_to_nptype is deprecated and warns)
+    return float(np.finfo(np.float16 if dtype == ms.float16 else np.float32).min)
 # mirror: end
 
 # transformers' fill for masked attention scores in eager attention (finfo.min, not -inf)

@@ -9,6 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from harness import report
 from harness.config import preset
 from harness.errors import BadInput
 from harness.infer_cases import InferCase, load_infer_cases
@@ -203,6 +204,10 @@ def test_wrong_layernorm_eps_in_onnx_and_scaled_weights_in_mindspore_fail(tmp_pa
     assert _rows(rows, "greedy", "fp32.ms_vs_pt.diverged").status == "pass"
     message = failure_message(FAST.id, "perplexity", rows)
     assert message and "fp32.ms_vs_pt.relative" in message and "MindSpore" in message
+    summary = report.infer_summary(rows)
+    assert [d["case"] for d in summary] == [FAST.id]
+    status = summary[0]["status"]
+    assert status.startswith("FAIL (") and {"logits", "perplexity"} <= set(status[6:-1].split(", "))
 
 
 def test_late_position_fault_in_onnx_reports_the_first_greedy_divergence(tmp_path):
