@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ from harness.init import init_state
 from harness.kinds import INFERENCE
 from harness.lm_eval import Generation, first_divergence, greedy, next_token_nll
 from harness.metrics import max_abs, relative
-from harness.runner import CaseFailed, Row, gate, layer_names
+from harness.runner import CaseFailed, Row, _resource, gate, layer_names
 from harness.tolerances import Tolerances, load_tolerances
 
 QUANTITIES = INFERENCE.quantities      # logits, greedy, perplexity
@@ -168,22 +167,12 @@ class _DtypeResult:
     padded_logits: dict[str, np.ndarray]         # backend -> logits of the padded batch, unpadded positions
 
 
-def _measure_dtype(case: InferCase, dtype: str, state: dict, wins: np.ndarray, inputs_detail: str,
-                   case_dir: Path, hooks: InferHooks, tol: Tolerances, rows: list[Row], keep: bool) -> _DtypeResult:
-    from harness.onnx_backend import export_cached
-    cid, cfg = case.id, case.cfg
-    start = time.perf_counter()
-    onnx_path, reused = export_cached(cfg, state, case_dir / f"onnx_{dtype}", DTYPES[dtype])
-    export_s = time.perf_counter() - start
-    if hooks.onnx:
-        hooks.onnx(dtype, onnx_path)
-    backends = _backends(case, state, dtype, onnx_path, hooks)
-
-    # logits and loss: windows in chunks of `batch`, every backend on the same chunk
+def _windows_pass(backends: dict[str, _Backend], wins: np.ndarray, batch: int, dtype: str):
+    """Every backend on the same chunks of `batch` windows: ({pair: _Errors}, {backend: (NLL, tokens)})."""
     errors = {pair: _Errors() for pair in PAIRS}
     nll = {name: (0.0, 0) for name in BACKENDS}
-    for at in range(0, len(wins), case.batch):
-        chunk = wins[at:at + case.batch]
+    for at in range(0, len(wins), batch):
+        chunk = wins[at:at + batch]
         logits = {name: b.run(chunk, np.ones_like(chunk))["logits"] for name, b in backends.items()}
         wrong = {NAMES[n]: str(x.dtype) for n, x in logits.items() if x.dtype != np.dtype(DTYPES[dtype])}
         if wrong:   # e.g. float16 parameters silently cast back to float32: not an fp16 run
@@ -193,14 +182,16 @@ def _measure_dtype(case: InferCase, dtype: str, state: dict, wins: np.ndarray, i
         for name in BACKENDS:
             total, count = next_token_nll(logits[name], chunk)
             nll[name] = (nll[name][0] + total, nll[name][1] + count)
-        del logits
-    ids, mask = padded_batch(wins, case.batch)
-    keep_mask = mask.astype(bool)
-    padded = {name: b.forward(ids, mask) for name, b in backends.items()}
-    names = layer_names("gpt2", cfg.layers)
+    return errors, nll
+
+
+def _logits_rows(case: InferCase, dtype: str, errors: dict, padded: dict, keep: np.ndarray, inputs_detail: str,
+                 tol: Tolerances) -> list[Row]:
+    cid, rows = case.id, []
+    names = layer_names("gpt2", case.cfg.layers)
     for got, ref in PAIRS:
         err = errors[(got, ref)]
-        err.add(padded[got]["logits"][keep_mask], padded[ref]["logits"][keep_mask])
+        err.add(padded[got]["logits"][keep], padded[ref]["logits"][keep])
         title = f"{NAMES[got]} vs {NAMES[ref]}, {dtype} logits"
         where = f"{inputs_detail}; plus a padded batch of {case.batch} (unpadded positions)"
         limit, why = _limit(tol, cid, "logits", f"{got}_vs_{ref}.relative", dtype)
@@ -210,7 +201,7 @@ def _measure_dtype(case: InferCase, dtype: str, state: dict, wins: np.ndarray, i
         rows.append(_row(cid, "logits", f"{dtype}.{got}_vs_{ref}.argmax_agree", err.agree / max(err.positions, 1),
                          None, f"{title}: fraction of positions with the same top token"))
         limit, why = _limit(tol, cid, "logits", f"{got}_vs_{ref}.hidden_relative", dtype)
-        layer_errors = [relative(g[keep_mask], r[keep_mask])
+        layer_errors = [relative(g[keep], r[keep])
                         for g, r in zip(padded[got]["hidden_states"], padded[ref]["hidden_states"])]
         over = [(n, e) for n, e in zip(names, layer_errors) if gate(e, limit) == "fail"]
         worst = int(np.argmax(layer_errors))
@@ -218,19 +209,12 @@ def _measure_dtype(case: InferCase, dtype: str, state: dict, wins: np.ndarray, i
         rows.append(_row(cid, "logits", f"{dtype}.{got}_vs_{ref}.hidden_relative", layer_errors[worst], limit,
                          f"{NAMES[got]} vs {NAMES[ref]}, {dtype} hidden states on the padded batch: first over "
                          f"limit: {first}; worst: {names[worst]} of {len(names)}" + why))
-    rows.append(_row(cid, "logits", f"{dtype}.export_s", export_s, None,
-                     f"torch.onnx (dynamo) export, {dtype}, seconds" + (
-                         "; reused this process's export of the same weights (a copy)" if reused else "")))
-    for name, b in backends.items():
-        rows.append(_row(cid, "logits", f"{dtype}.{name}.forward_s", b.seconds, None,
-                         f"{NAMES[name]} forward of {len(wins)} windows, seconds" + (f"; {b.note}" if b.note else "")))
-    if dtype == "fp16":
-        rows.append(_row(cid, "logits", "fp16.ort.fallback_casts", backends["ort"].fallback_casts, None,
-                         "Casts onnxruntime's CPU provider inserted so that float16 nodes without a float16 kernel "
-                         "compute in float32"))
+    return rows
 
-    # greedy decoding
-    prompts = wins[:case.batch, :case.prompt]
+
+def _greedy_rows(case: InferCase, dtype: str, backends: dict[str, _Backend], prompts: np.ndarray,
+                 tol: Tolerances) -> list[Row]:
+    cid, rows = case.id, []
     gens: dict[str, Generation] = {name: greedy(b.forward, prompts, case.greedy) for name, b in backends.items()}
     for got, ref in PAIRS:
         div = first_divergence(gens[got].tokens, gens[ref].tokens)
@@ -251,15 +235,17 @@ def _measure_dtype(case: InferCase, dtype: str, state: dict, wins: np.ndarray, i
                      "under rounding noise)"))
     rows.append(_row(cid, "greedy", f"{dtype}.pt.tokens", " ".join(map(str, ref.tokens[0])), None,
                      "PyTorch's greedy tokens for prompt 0", "info"))
+    return rows
 
-    # perplexity per backend and between backends
-    ppl = {}
+
+def _perplexity_rows(case: InferCase, dtype: str, nll: dict, inputs_detail: str, tol: Tolerances) -> list[Row]:
+    cid, rows, ppl = case.id, [], {}
     for name in BACKENDS:
         total, count = nll[name]
         loss = total / count
         ppl[name] = math.exp(loss)
         what = (f"{NAMES[name]}, {dtype}: mean next-token NLL over {count} predicted tokens of {inputs_detail}; "
-                f"random weights give a perplexity near the vocabulary size ({cfg.vocab})")
+                f"random weights give a perplexity near the vocabulary size ({case.cfg.vocab})")
         rows.append(_row(cid, "perplexity", f"{dtype}.{name}.loss", loss, None, what))
         rows.append(_row(cid, "perplexity", f"{dtype}.{name}.perplexity", ppl[name], None, what))
     for got, ref in PAIRS:
@@ -267,23 +253,45 @@ def _measure_dtype(case: InferCase, dtype: str, state: dict, wins: np.ndarray, i
         rows.append(_row(cid, "perplexity", f"{dtype}.{got}_vs_{ref}.relative", abs(ppl[got] - ppl[ref]) / ppl[ref],
                          limit, f"|ppl {NAMES[got]} - ppl {NAMES[ref]}| / ppl {NAMES[ref]}, {dtype}: "
                                 f"{ppl[got]:.6g} vs {ppl[ref]:.6g}" + why))
+    return rows
+
+
+def _measure_dtype(case: InferCase, dtype: str, state: dict, wins: np.ndarray, inputs_detail: str,
+                   case_dir: Path, hooks: InferHooks, tol: Tolerances, rows: list[Row], keep: bool) -> _DtypeResult:
+    """Export, load the three backends, and append the logits, greedy and perplexity rows of one dtype."""
+    from harness.onnx_backend import export_cached
+    cid = case.id
+    start = time.perf_counter()
+    onnx_path, reused = export_cached(case.cfg, state, case_dir / f"onnx_{dtype}", DTYPES[dtype])
+    export_s = time.perf_counter() - start
+    if hooks.onnx:
+        hooks.onnx(dtype, onnx_path)
+    backends = _backends(case, state, dtype, onnx_path, hooks)
+
+    errors, nll = _windows_pass(backends, wins, case.batch, dtype)
+    ids, mask = padded_batch(wins, case.batch)
+    keep_mask = mask.astype(bool)
+    padded = {name: b.forward(ids, mask) for name, b in backends.items()}
+    rows.extend(_logits_rows(case, dtype, errors, padded, keep_mask, inputs_detail, tol))
+    rows.append(_row(cid, "logits", f"{dtype}.export_s", export_s, None,
+                     f"torch.onnx (dynamo) export, {dtype}, seconds" + (
+                         "; reused this process's export of the same weights (a copy)" if reused else "")))
+    for name, b in backends.items():
+        rows.append(_row(cid, "logits", f"{dtype}.{name}.forward_s", b.seconds, None,
+                         f"{NAMES[name]} forward of {len(wins)} windows, seconds" + (f"; {b.note}" if b.note else "")))
+    if dtype == "fp16":
+        rows.append(_row(cid, "logits", "fp16.ort.fallback_casts", backends["ort"].fallback_casts, None,
+                         "Casts onnxruntime's CPU provider inserted so that float16 nodes without a float16 kernel "
+                         "compute in float32"))
+    rows.extend(_greedy_rows(case, dtype, backends, wins[:case.batch, :case.prompt], tol))
+    rows.extend(_perplexity_rows(case, dtype, nll, inputs_detail, tol))
+
     result = _DtypeResult(nll, {name: padded[name]["logits"][keep_mask] for name in BACKENDS})
     del backends, padded
     gc.collect()
     if not keep:   # one dtype's export at a time on disk
         shutil.rmtree(case_dir / f"onnx_{dtype}", ignore_errors=True)
     return result
-
-
-def _resource() -> str:
-    import torch
-    cpu = ""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"CPU {cpu}, {os.cpu_count()} cores; torch {torch.get_num_threads()} threads"
 
 
 # -- the case ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,13 +45,17 @@ _kept: list[Path] = []             # the folder of the kept copies, removed at e
 
 @contextlib.contextmanager
 def _quiet_exporter():
-    """The exporter logs progress and a warning per missing torchvision op; keep errors only."""
+    """The exporter logs progress, a warning per missing torchvision op and notes on axis names
+    and deprecated pytree internals; keep errors only."""
     names = ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")
     saved = {n: logging.getLogger(n).level for n in names}
     for n in names:
         logging.getLogger(n).setLevel(logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*axis name: .* will not be used")
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+            yield
     finally:
         for n, level in saved.items():
             logging.getLogger(n).setLevel(level)
@@ -101,7 +106,7 @@ def export_gpt2(cfg: ModelConfig, state: dict[str, np.ndarray], out_dir: Path, d
     try:
         with _quiet_exporter(), torch.inference_mode(False), torch.no_grad():
             program = torch.onnx.export(
-                Graph(), (example, torch.ones_like(example)), dynamo=True, opset_version=OPSET, verbose=False,
+                Graph().eval(), (example, torch.ones_like(example)), dynamo=True, opset_version=OPSET, verbose=False,
                 input_names=list(INPUTS), output_names=["logits", "hidden_states"][:2 if hidden_states else 1],
                 dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}})
             program.save(str(tmp / MODEL_NAME))
