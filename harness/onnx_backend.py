@@ -61,10 +61,19 @@ def _quiet_exporter():
             logging.getLogger(n).setLevel(level)
 
 
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
+def _publish(tmp: Path, out_dir: Path) -> None:
+    """fsync the files of a finished temporary folder, give it the umask's modes (mkdtemp makes
+    0700), and rename it to out_dir (replacing an earlier one)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in tmp.iterdir():
+        os.chmod(path, 0o666 & ~umask)
         with open(path, "rb+") as f:
             os.fsync(f.fileno())
+    os.chmod(tmp, 0o777 & ~umask)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
 
 
 def export_gpt2(cfg: ModelConfig, state: dict[str, np.ndarray], out_dir: Path, dtype: str = "float32",
@@ -104,18 +113,14 @@ def export_gpt2(cfg: ModelConfig, state: dict[str, np.ndarray], out_dir: Path, d
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
-        with _quiet_exporter(), torch.inference_mode(False), torch.no_grad():
+        with _quiet_exporter(), torch.no_grad():
             program = torch.onnx.export(
                 Graph().eval(), (example, torch.ones_like(example)), dynamo=True, opset_version=OPSET, verbose=False,
                 input_names=list(INPUTS), output_names=["logits", "hidden_states"][:2 if hidden_states else 1],
                 dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}})
             program.save(str(tmp / MODEL_NAME))
         del program
-        _fsync_tree(tmp)
-        os.chmod(tmp, 0o755)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        _publish(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -136,10 +141,7 @@ def _copy_folder(src: Path, out_dir: Path) -> None:
     try:
         for path in src.iterdir():
             shutil.copyfile(path, tmp / path.name)
-        _fsync_tree(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        _publish(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
