@@ -24,16 +24,19 @@ check-mirror: $(STAMP)
 test: $(STAMP) check-mirror
 	$(PY) -m pytest -m "not slow" -q --junitxml=reports/junit.xml
 
-# Every parity case (growth and TinyBERT distillation), seed sizes included: reports/parity.{csv,json,md} and junit.xml.
-# KEEP=1 keeps the grown checkpoints (reports/grown/); JOBS=2 spreads cases over
-# pytest-xdist workers, one case per worker at a time (each worker holds its own models).
+# Every parity case (growth, TinyBERT distillation, inference), seed sizes included:
+# reports/parity.{csv,json,md} and junit.xml. KEEP=1 keeps the grown checkpoints (reports/grown/);
+# JOBS=2 spreads cases over pytest-xdist workers, one case per worker at a time (each worker
+# holds its own models).
 parity: $(STAMP)
-	KEEP=$(KEEP) $(PY) -m pytest tests/test_parity.py tests/test_tinybert.py -q --junitxml=reports/junit.xml \
-		$(if $(JOBS),-n $(JOBS) --dist loadgroup)
+	KEEP=$(KEEP) $(PY) -m pytest tests/test_parity.py tests/test_tinybert.py tests/test_inference.py -q \
+		--junitxml=reports/junit.xml $(if $(JOBS),-n $(JOBS) --dist loadgroup)
 
+# Expansion (medians of REPEAT runs per case and framework), then inference throughput.
 REPEAT ?= 3
 bench: $(STAMP)
 	$(PY) tools/bench_expand.py --repeat $(REPEAT)
+	$(PY) tools/bench_infer.py
 
 clean:
 	rm -rf reports rank_0 .pytest_cache

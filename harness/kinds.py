@@ -48,7 +48,12 @@ DISTILL = CaseKind("distill", "distill_case", "harness.distill_cases:load_distil
                    "harness.distill_runner:run_distill_case", "harness.distill_runner:run_distill_case_isolated",
                    ("loss", "grad", "update"))
 
-KINDS: tuple[CaseKind, ...] = (GROWTH, DISTILL)
+# GPT-2 inference on PyTorch, MindSpore and ONNX Runtime (cases/inference.toml)
+INFERENCE = CaseKind("inference", "infer_case", "harness.infer_cases:load_infer_cases",
+                     "harness.infer_runner:run_infer_case", "harness.infer_runner:run_infer_case_isolated",
+                     ("logits", "greedy", "perplexity"))
+
+KINDS: tuple[CaseKind, ...] = (GROWTH, DISTILL, INFERENCE)
 
 
 def all_quantities() -> tuple[str, ...]:

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 from harness.checkpoint import atomic_path
-from harness.kinds import DISTILL, GROWTH, all_quantities
+from harness.kinds import DISTILL, GROWTH, INFERENCE, all_quantities
 from harness.runner import Row
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Row))
@@ -157,6 +157,38 @@ def distill_summary(rows: list[Row]) -> list[dict[str, str]]:
     return out
 
 
+def infer_summary(rows: list[Row]) -> list[dict[str, str]]:
+    """One dict per inference case (PyTorch, MindSpore, ONNX Runtime), in order of appearance."""
+    by_case: dict[str, dict[str, Row]] = {}
+    for r in rows:
+        if r.quantity in INFERENCE.quantities or (r.quantity == "run" and r.case.endswith("_onnx")):
+            by_case.setdefault(r.case, {})[f"{r.quantity}:{r.metric}"] = r
+
+    out = []
+    for case, got in by_case.items():
+        def v(key, spec=".3g"):
+            row = got.get(key)
+            return "-" if row is None else _fmt(row.value, spec)
+
+        def pair(quantity, dtype, metric, spec=".3g"):
+            return f"{v(f'{quantity}:{dtype}.ort_vs_pt.{metric}', spec)} / {v(f'{quantity}:{dtype}.ms_vs_pt.{metric}', spec)}"
+
+        failed = sorted({r.quantity for r in got.values() if r.status == "fail"})
+        gaps = [r.value for k, r in got.items() if k.startswith("perplexity:fp16_gap.") and not isinstance(r.value, str)]
+        out.append({
+            "case": case,
+            "model": v("logits:model"),
+            "logits rel fp32 ORT / MS": pair("logits", "fp32", "relative"),
+            "logits rel fp16 ORT / MS": pair("logits", "fp16", "relative"),
+            "greedy diverged fp32 ORT / MS": pair("greedy", "fp32", "diverged"),
+            "ppl fp32 PT / MS / ORT": " / ".join(v(f"perplexity:fp32.{b}.perplexity", ".7g") for b in ("pt", "ms", "ort")),
+            "ppl rel fp32 ORT / MS": pair("perplexity", "fp32", "relative"),
+            "ppl fp16 gap (max)": _fmt(max(gaps)) if gaps else "-",
+            "status": ("FAIL (" + ", ".join(failed) + ")") if failed else "pass",
+        })
+    return out
+
+
 def _md_table(header: list[str], body: list[list[str]]) -> str:
     def cell(s: str) -> str:
         return str(s).replace("|", "\\|").replace("\n", " ")
@@ -179,6 +211,12 @@ def render_markdown(rows: list[Row]) -> str:
                   "AdamWeightDecay step max |MS - PT| / max |PT| per tensor; rule: each side against the rule "
                   "in numpy on its own gradients.", "",
                   _md_table(list(distill[0]), [list(d.values()) for d in distill]), ""]
+    infer = infer_summary(rows)
+    if infer:
+        parts += ["## inference: PyTorch, MindSpore and ONNX Runtime", "",
+                  "Same weights and token ids on each backend; relative error = max |got - PyTorch| / max |PyTorch|. "
+                  "Random weights: perplexity near the vocabulary size is expected.", "",
+                  _md_table(list(infer[0]), [list(d.values()) for d in infer]), ""]
     for quantity in all_quantities() + ("run",):
         chosen = [r for r in rows if r.quantity == quantity]
         if not chosen:
@@ -231,6 +269,14 @@ def render_console(rows: list[Row], width: int = 160) -> str:
         for d in distill:
             if d["status"].startswith("FAIL"):
                 console.print(f"{d['case']}: {d['status']}")
+    infer = infer_summary(rows)
+    if infer:
+        extra = Table(title="inference: PyTorch, MindSpore, ONNX Runtime", box=box.SIMPLE_HEAD)
+        for col in infer[0]:
+            extra.add_column(col, no_wrap=col != "model")
+        for d in infer:
+            extra.add_row(*d.values(), style="red" if d["status"].startswith("FAIL") else None)
+        console.print(extra)
     return buffer.getvalue()
 
 
@@ -243,6 +289,7 @@ def write_reports(rows: list[Row], out_dir: Path) -> list[Path]:
     rows = read_csv(csv_path)
     json_path, md_path = out_dir / "parity.json", out_dir / "parity.md"
     _write_text(json_path, json.dumps({"summary": summary(rows), "distill_summary": distill_summary(rows),
+                                       "inference_summary": infer_summary(rows),
                                        "rows": [dataclasses.asdict(r) for r in rows]}, indent=1) + "\n")
     _write_text(md_path, render_markdown(rows) + "\n")
     return [csv_path, json_path, md_path]

@@ -30,6 +30,10 @@ GATED = {
     "loss": ("relative",),
     "grad": ("relative",),
     "update": ("relative", "from_zero.relative"),
+    # inference cases (harness/infer_runner.py): ONNX Runtime and MindSpore against PyTorch
+    "logits": ("ort_vs_pt.relative", "ms_vs_pt.relative", "ort_vs_pt.hidden_relative", "ms_vs_pt.hidden_relative"),
+    "greedy": ("ort_vs_pt.diverged", "ms_vs_pt.diverged"),
+    "perplexity": ("ort_vs_pt.relative", "ms_vs_pt.relative", "fp16_gap"),
 }
 _OVERRIDE_KEYS = {"cases": str, "quantity": str, "metric": str, "limit": float, "reason": str, "dtype": str}
 _OVERRIDE_REQUIRED = ("cases", "quantity", "metric", "limit", "reason")

@@ -42,6 +42,14 @@ def gelu_tanh(x):
     # GPT-2's GELU ("gelu_new" in transformers): the tanh approximation. The fused kernel is
     # accurate (4e-7 from float64, as torch) and 2x faster than the formula built on tanh() above.
     return ops.gelu(x, approximate="tanh")
+
+def to_dtype(x, dtype):
+    return x.astype(dtype)
+
+
+def lowest(dtype):
+    # the most negative finite value of a float dtype (ms.dtype_to_nptype is deprecated and warns)
+    return float(np.finfo(np.float16 if dtype == ms.float16 else np.float32).min)
 # mirror: end
 
 # transformers' fill for masked attention scores in eager attention (finfo.min, not -inf)
@@ -150,9 +158,10 @@ def padding_mask(attention_mask):
     return (1.0 - attention_mask[:, None, None, :].float()) * MASK_FILL
 
 
-def causal_mask(T, attention_mask):
-    # additive (1 or B, 1, T, T): a query sees keys at or before it, and no padded key
+def causal_mask(T, attention_mask, dtype):
+    # additive (1 or B, 1, T, T) in the model's dtype: a query sees keys at or before it, and no padded
+    # key; masked scores get the dtype's lowest value (float32: MASK_FILL; float16: -65504)
     allowed = ops.tril(ops.ones((T, T), dtype=ms.float32))[None, None]  # (1, 1, T, T)
     if attention_mask is not None:
         allowed = allowed * attention_mask[:, None, None, :].float()  # (B, 1, T, T)
-    return (1.0 - allowed) * MASK_FILL
+    return to_dtype((1.0 - allowed) * lowest(dtype), dtype)

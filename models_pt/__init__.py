@@ -33,11 +33,11 @@ def _parameters(model):
     return dict(model.named_parameters())
 
 
-def _set_parameters(params, state):
+def _set_parameters(params, state, dtype):
     with torch.no_grad():
         for name, p in params.items():
-            # shares the array's memory (copies only a non-float32 array)
-            p.data = _from_numpy(np.require(state[name], np.float32, ["C"]))
+            # shares the array's memory (copies only an array of another dtype)
+            p.data = _from_numpy(np.require(state[name], dtype, ["C"]))
 
 
 def _forward(model, ids, mask):
@@ -51,11 +51,14 @@ def build_model(cfg):
     return BertModel(cfg) if cfg.family == "bert" else GPT2LMHeadModel(cfg)
 
 
-def load_numpy_state(model, state):
+def load_numpy_state(model, state, dtype="float32"):
     """Set every parameter from {Hugging Face name: array}; names and shapes must match exactly.
 
     The model shares the arrays' memory (no copy of the model): do not write to them afterwards.
+    dtype "float16" casts every parameter (a copy) and runs the GPT-2 forward in float16.
     """
+    if dtype not in ("float32", "float16"):
+        raise BadInput(f"dtype {dtype!r}: parameters are float32 or float16", "pass dtype=\"float32\" or \"float16\"")
     params = _parameters(model)
     missing, extra = sorted(params.keys() - state.keys()), sorted(state.keys() - params.keys())
     if missing or extra:
@@ -71,7 +74,7 @@ def load_numpy_state(model, state):
         if not np.issubdtype(state[name].dtype, np.floating):
             raise BadInput(f"tensor {name}: expected a float array, found {state[name].dtype}",
                            "pass float32 weights")
-    _set_parameters(params, state)
+    _set_parameters(params, state, np.dtype(dtype))
 
 
 def model_state(model):

@@ -60,7 +60,7 @@ class GPT2Model(nn.Module):
 
     def forward(self, input_ids, attention_mask=None):
         T = input_ids.shape[1]
-        mask = causal_mask(T, attention_mask)  # (1 or B, 1, T, T)
+        mask = causal_mask(T, attention_mask, self.wte.weight.dtype)  # (1 or B, 1, T, T)
         x = self.wte(input_ids) + self.wpe(torch.arange(T))[None]  # (B, T, d)
         hidden_states = (x,)
         for block in self.h:

@@ -40,6 +40,13 @@ def gelu_tanh(x):
     # GPT-2's GELU ("gelu_new" in transformers): the tanh approximation, written out as
     # transformers writes it, so that the two match bit for bit (F.gelu's differs in the last bits)
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+def to_dtype(x, dtype):
+    return x.to(dtype)
+
+
+def lowest(dtype):
+    return torch.finfo(dtype).min  # the most negative finite value of a float dtype
 # mirror: end
 
 # transformers' fill for masked attention scores in eager attention (finfo.min, not -inf)
@@ -148,9 +155,10 @@ def padding_mask(attention_mask):
     return (1.0 - attention_mask[:, None, None, :].float()) * MASK_FILL
 
 
-def causal_mask(T, attention_mask):
-    # additive (1 or B, 1, T, T): a query sees keys at or before it, and no padded key
+def causal_mask(T, attention_mask, dtype):
+    # additive (1 or B, 1, T, T) in the model's dtype: a query sees keys at or before it, and no padded
+    # key; masked scores get the dtype's lowest value (float32: MASK_FILL; float16: -65504)
     allowed = torch.tril(torch.ones((T, T), dtype=torch.float32))[None, None]  # (1, 1, T, T)
     if attention_mask is not None:
         allowed = allowed * attention_mask[:, None, None, :].float()  # (B, 1, T, T)
-    return (1.0 - allowed) * MASK_FILL
+    return to_dtype((1.0 - allowed) * lowest(dtype), dtype)

@@ -1,0 +1,168 @@
+"""Inference parity cases as data: cases/inference.toml, one [[case]] row each, validated first.
+
+A case runs one GPT-2 (a preset drawn from a seed, or grown from a smaller preset)
+on PyTorch, MindSpore and ONNX Runtime. Its id, with underscores for `pytest -k`:
+    gpt2_{preset}_onnx                              drawn from the seed
+    gpt2_{grown_from}2{preset}_{method}[_balanced]_onnx    grown (numpy recipe executor)
+    ... [_seed{seed}][_{suffix}] before _onnx
+so `pytest -k onnx` selects every inference case.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+from harness.config import CASES_DIR, ModelConfig, load_presets, read_toml
+from harness.corpus import TOKENIZER_VOCAB
+from harness.errors import BadInput
+from harness.plan import METHODS, SAMPLINGS, validate
+
+INFER_TOML = CASES_DIR / "inference.toml"
+TEXTS = ("english", "ids")          # the English text (real tokenizer), or seeded ids
+DTYPE_NAMES = ("fp32", "fp16")
+ROW_MARKS = ("slow",)
+
+# key -> (type, required, default)
+_KEYS = {
+    "preset": (str, True, None), "seed": (int, False, 0), "grown_from": (str, False, ""),
+    "method": (str, False, "fpi"), "sampling": (str, False, "paper"), "text": (str, False, "english"),
+    "length": (int, False, 64), "windows": (int, False, 4), "batch": (int, False, 2),
+    "prompt": (int, False, 8), "greedy": (int, False, 8), "dtypes": (list, False, ["fp32", "fp16"]),
+    "marks": (list, False, []), "suffix": (str, False, ""),
+}
+_ID_PART = re.compile(r"^[a-z0-9_]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class InferCase:
+    preset: str
+    seed: int = 0
+    grown_from: str = ""            # "" : drawn from `seed`; else grown from this preset (drawn from `seed`)
+    method: str = "fpi"
+    sampling: str = "paper"
+    text: str = "english"           # "english" | "ids"
+    length: int = 64                # tokens per window (perplexity and the logits check)
+    windows: int = 4                # windows of the perplexity check
+    batch: int = 2                  # windows per forward
+    prompt: int = 8                 # greedy: prompt tokens (the first tokens of the first `batch` windows)
+    greedy: int = 8                 # greedy: tokens generated
+    dtypes: tuple[str, ...] = ("fp32", "fp16")
+    marks: tuple[str, ...] = ()
+    suffix: str = ""
+
+    family = "gpt2"
+
+    @property
+    def id(self) -> str:
+        parts = ["gpt2"]
+        if self.grown_from:
+            parts += [f"{self.grown_from}2{self.preset}", self.method]
+            if self.sampling != "paper":
+                parts.append(self.sampling)
+        else:
+            parts.append(self.preset)
+        if self.seed != 0:
+            parts.append(f"seed{self.seed}")
+        if self.suffix:
+            parts.append(self.suffix)
+        return "_".join(parts + ["onnx"])
+
+    @property
+    def all_marks(self) -> tuple[str, ...]:
+        return ("gpt2", *self.marks)
+
+    @property
+    def cfg(self) -> ModelConfig:
+        return load_presets()["gpt2"][self.preset]
+
+    @property
+    def src_cfg(self) -> ModelConfig | None:
+        return load_presets()["gpt2"][self.grown_from] if self.grown_from else None
+
+
+def _check_row(row: object, where: str, presets: dict) -> InferCase:
+    if not isinstance(row, dict):
+        raise BadInput(f"{where}: a case must be a table", "write it as a [[case]] table")
+    unknown = sorted(set(row) - set(_KEYS))
+    if unknown:
+        raise BadInput(f"{where}: unknown key {unknown[0]!r}", f"valid keys: {', '.join(_KEYS)}")
+    values = {}
+    for key, (kind, required, default) in _KEYS.items():
+        if key not in row:
+            if required:
+                raise BadInput(f"{where}: missing key {key!r}", f"add {key} = ... to the row")
+            values[key] = default
+            continue
+        value = row[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise BadInput(f"{where}: key {key!r} must be a {kind.__name__}, got {value!r}",
+                           f"write {key} as a TOML {'integer' if kind is int else kind.__name__}")
+        values[key] = value
+    gpt2 = presets["gpt2"]
+    for key in ("preset", "grown_from"):
+        if values[key] and values[key] not in gpt2:
+            raise BadInput(f"{where}: key {key!r}: unknown gpt2 preset {values[key]!r}",
+                           f"use one of: {', '.join(gpt2)} (cases/sizes.toml)")
+    for key, valid in (("method", METHODS), ("sampling", SAMPLINGS), ("text", TEXTS)):
+        if values[key] not in valid:
+            raise BadInput(f"{where}: key {key!r}: unknown {key} {values[key]!r}", f"use one of: {', '.join(valid)}")
+    for key in ("length", "windows", "batch", "prompt", "greedy"):
+        if values[key] < 1:
+            raise BadInput(f"{where}: key {key!r} must be >= 1, got {values[key]}", f"set {key} to a positive integer")
+    if values["seed"] < 0:
+        raise BadInput(f"{where}: key 'seed' must be >= 0, got {values['seed']}", "use e.g. seed = 0")
+    dtypes = values["dtypes"]
+    if not dtypes or any(d not in DTYPE_NAMES for d in dtypes) or len(set(dtypes)) != len(dtypes):
+        raise BadInput(f"{where}: key 'dtypes' must list some of {', '.join(DTYPE_NAMES)} once each, got {dtypes!r}",
+                       'write e.g. dtypes = ["fp32", "fp16"]')
+    for mark in values["marks"]:
+        if mark not in ROW_MARKS:
+            raise BadInput(f"{where}: key 'marks': unknown mark {mark!r}", f"rows may add: {', '.join(ROW_MARKS)}")
+    if values["suffix"] and not _ID_PART.match(values["suffix"]):
+        raise BadInput(f"{where}: key 'suffix' {values['suffix']!r} may hold only a-z, 0-9 and _",
+                       "ids must work with pytest -k")
+    cfg = gpt2[values["preset"]]
+    if values["length"] > cfg.positions:
+        raise BadInput(f"{where}: key 'length': {values['length']} tokens exceed {cfg.name}'s {cfg.positions} positions",
+                       f"set length <= {cfg.positions}")
+    if values["prompt"] + values["greedy"] > cfg.positions:
+        raise BadInput(f"{where}: keys 'prompt' + 'greedy' = {values['prompt'] + values['greedy']} exceed "
+                       f"{cfg.name}'s {cfg.positions} positions", "shorten the prompt or generate fewer tokens")
+    if values["prompt"] > values["length"]:
+        raise BadInput(f"{where}: key 'prompt' ({values['prompt']}) is longer than a window ({values['length']})",
+                       "prompts are the first tokens of the windows: set prompt <= length")
+    if values["batch"] > values["windows"]:
+        raise BadInput(f"{where}: key 'batch' ({values['batch']}) exceeds 'windows' ({values['windows']})",
+                       "set batch <= windows")
+    if values["text"] == "english" and cfg.vocab < TOKENIZER_VOCAB:
+        raise BadInput(f"{where}: key 'text': the English text's tokenizer needs a vocabulary of {TOKENIZER_VOCAB}, "
+                       f"{cfg.name} has {cfg.vocab}", 'use text = "ids" (seeded token ids) for this preset')
+    if values["grown_from"]:
+        try:
+            validate(gpt2[values["grown_from"]], cfg, values["method"], values["sampling"], values["seed"])
+        except BadInput as e:
+            raise BadInput(f"{where}: {e.what}", e.fix) from None
+    return InferCase(**{**values, "dtypes": tuple(dtypes), "marks": tuple(values["marks"])})
+
+
+def load_infer_cases(path: Path = INFER_TOML) -> list[InferCase]:
+    """Every case of the file, in file order; BadInput names the file, the row and the key."""
+    path = Path(path)
+    data = read_toml(path, "inference cases")
+    unknown = sorted(set(data) - {"case"})
+    if unknown:
+        raise BadInput(f"{path}: unknown key {unknown[0]!r}", "the file holds only [[case]] rows")
+    rows = data.get("case", [])
+    if not isinstance(rows, list):
+        raise BadInput(f"{path}: key 'case' must be an array of tables", "write each case as [[case]]")
+    presets = load_presets()
+    cases, seen = [], {}
+    for i, row in enumerate(rows):
+        case = _check_row(row, f"{path}: case #{i + 1}", presets)
+        if case.id in seen:
+            raise BadInput(f"{path}: case #{i + 1}: duplicate id {case.id!r} (also case #{seen[case.id] + 1})",
+                           "change the seed, or add suffix = \"...\" to one of them")
+        seen[case.id] = i
+        cases.append(case)
+    return cases

@@ -1,0 +1,352 @@
+"""Run one inference parity case: the same GPT-2 on PyTorch, MindSpore and ONNX Runtime.
+
+    rows = run_infer_case(case, workdir)      # list[Row], free of pytest
+
+Per dtype of the case (fp32, fp16): export the PyTorch model to ONNX (case folder,
+deleted unless keep), load the same weights into all three backends, then
+- logits: windows of tokens (no padding) and one padded batch through every backend;
+  ONNX Runtime and MindSpore against PyTorch (relative error, argmax agreement, and per
+  hidden state on the padded batch: the first layer over the limit);
+- perplexity: next-token loss and perplexity of every backend over the windows
+  (float64 from each backend's logits), and the fp16 vs fp32 gap per backend;
+- greedy: `greedy` tokens from each backend on the same prompts; any differing token
+  fails, the first divergence and the top-1/top-2 margin there are in the detail.
+What "fp16" means per backend: PyTorch and MindSpore hold float16 parameters and run
+every op in float16 (CPU kernels); ONNX Runtime runs the float16 export, computing in
+float32 the nodes its CPU provider has no float16 kernel for (the Casts it inserted are
+counted in a row). Loss and perplexity are always computed in float64.
+
+Seams for planted faults (tests): InferHooks.onnx(dtype, path) may rewrite the exported
+model before ONNX Runtime loads it; InferHooks.state(backend, dtype, state) may replace
+the weights one backend gets.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from harness.corpus import TOKENIZER_NAME, english_ids, seeded_ids, windows
+from harness.infer_cases import InferCase
+from harness.init import init_state
+from harness.kinds import INFERENCE
+from harness.lm_eval import Generation, first_divergence, greedy, next_token_nll
+from harness.metrics import max_abs, relative
+from harness.runner import CaseFailed, Row, _resource, gate, layer_names
+from harness.tolerances import Tolerances, load_tolerances
+
+QUANTITIES = INFERENCE.quantities      # logits, greedy, perplexity
+BACKENDS = ("pt", "ms", "ort")
+NAMES = {"pt": "PyTorch", "ms": "MindSpore", "ort": "ONNX Runtime"}
+PAIRS = (("ort", "pt"), ("ms", "pt"))   # (got, reference)
+DTYPES = {"fp32": "float32", "fp16": "float16"}
+PAD_ID = 0                             # [PAD] of MiniLM's tokenizer
+
+
+@dataclasses.dataclass
+class InferHooks:
+    onnx: Callable[[str, Path], None] | None = None
+    state: Callable[[str, str, dict], dict | None] | None = None
+
+
+def _limit(tol: Tolerances, case_id: str, quantity: str, key: str, dtype: str) -> tuple[float | None, str]:
+    limit = tol.limit(case_id, quantity, key, dtype)
+    return limit.value, (f" [limit: {limit.reason}]" if limit.reason else "")
+
+
+def _row(case_id, quantity, metric, value, limit=None, detail="", status=None) -> Row:
+    return Row(case_id, quantity, metric, value, limit, status or gate(value, limit), detail)
+
+
+# -- inputs -----------------------------------------------------------------------------
+def case_state(case: InferCase) -> tuple[dict[str, np.ndarray], str]:
+    """The case's float32 weights: drawn from its seed, or grown from a drawn source."""
+    cfg = case.cfg
+    if not case.grown_from:
+        return init_state(cfg, case.seed), f"{cfg.name} drawn from seed {case.seed} (random weights)"
+    from harness.plan import build_plan
+    from harness.recipe import compile_recipes
+    from harness.reference import execute_recipes_numpy
+    src = case.src_cfg
+    plan = build_plan(src, cfg, case.method, case.sampling, case.seed)
+    state = execute_recipes_numpy(compile_recipes(plan), init_state(src, case.seed))
+    return state, (f"{cfg.name} grown from {src.name} (seed {case.seed}, random weights) by "
+                   f"{case.method}/{case.sampling}, numpy recipe executor")
+
+
+def case_windows(case: InferCase) -> tuple[np.ndarray, str]:
+    """(windows, length) token ids and what they are."""
+    cfg = case.cfg
+    if case.text == "english":
+        ids = english_ids()
+        what = f"English text (data/english/rust_book.txt), {TOKENIZER_NAME} tokenizer"
+    else:
+        ids = seeded_ids(cfg.vocab, case.windows * case.length, case.seed)
+        what = f"seeded token ids in [0, {cfg.vocab}) (no offline tokenizer for this vocabulary)"
+    return windows(ids, case.windows, case.length, case.id), f"{case.windows} x {case.length} tokens of {what}"
+
+
+def padded_batch(wins: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `batch` windows; the last row is right-padded from its middle (PAD_ID, mask 0)."""
+    ids = wins[:batch].copy()
+    mask = np.ones_like(ids)
+    if ids.shape[1] >= 2:
+        mask[-1, ids.shape[1] // 2:] = 0
+        ids[-1, ids.shape[1] // 2:] = PAD_ID
+    return ids, mask
+
+
+# -- backends ---------------------------------------------------------------------------
+@dataclasses.dataclass
+class _Backend:
+    name: str
+    forward: Callable[[np.ndarray, np.ndarray], dict]
+    seconds: float = 0.0
+    note: str = ""
+    fallback_casts: int | None = None
+
+    def run(self, ids, mask) -> dict:
+        start = time.perf_counter()
+        out = self.forward(ids, mask)
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+def _backends(case: InferCase, state: dict, dtype: str, onnx_path: Path, hooks: InferHooks) -> dict[str, _Backend]:
+    from harness import frameworks
+    from harness.onnx_backend import OrtModel
+    cfg, np_dtype = case.cfg, DTYPES[dtype]
+
+    def weights(name):
+        return (hooks.state(name, dtype, state) or state) if hooks.state else state
+
+    out = {}
+    for name in ("pt", "ms"):
+        fw = frameworks.load(name)
+        model = fw.models.build_model(cfg)
+        fw.models.load_numpy_state(model, weights(name), np_dtype)
+        out[name] = _Backend(name, lambda ids, mask, fw=fw, model=model: fw.models.run_forward(model, ids, mask))
+    ort_model = OrtModel(onnx_path, cfg, count_casts=dtype == "fp16")
+    out["ort"] = _Backend("ort", ort_model.run_forward,
+                          note=f"onnxruntime CPU, {ort_model.threads} intra-op threads"
+                               + (f"; {ort_model.fallback_casts} Casts inserted (float16 nodes without a CPU "
+                                  "kernel run in float32)" if ort_model.fallback_casts is not None else ""),
+                          fallback_casts=ort_model.fallback_casts)
+    return out
+
+
+# -- one dtype --------------------------------------------------------------------------
+@dataclasses.dataclass
+class _Errors:
+    """Running max |got - ref| and max |ref| over several batches (relative = their ratio)."""
+    diff: float = 0.0
+    scale: float = 0.0
+    agree: int = 0
+    positions: int = 0
+
+    def add(self, got: np.ndarray, ref: np.ndarray) -> None:
+        self.diff = max(self.diff, max_abs(got, ref))
+        self.scale = max(self.scale, float(np.max(np.abs(ref.astype(np.float64)))) if ref.size else 0.0)
+        self.agree += int(np.sum(got.argmax(-1) == ref.argmax(-1)))
+        self.positions += int(np.prod(got.shape[:-1]))
+
+    @property
+    def relative(self) -> float:
+        return self.diff / self.scale if self.scale > 0 else self.diff
+
+
+@dataclasses.dataclass
+class _DtypeResult:
+    nll: dict[str, tuple[float, int]]            # backend -> (summed NLL, predicted tokens)
+    padded_logits: dict[str, np.ndarray]         # backend -> logits of the padded batch, unpadded positions
+
+
+def _windows_pass(backends: dict[str, _Backend], wins: np.ndarray, batch: int, dtype: str):
+    """Every backend on the same chunks of `batch` windows: ({pair: _Errors}, {backend: (NLL, tokens)})."""
+    errors = {pair: _Errors() for pair in PAIRS}
+    nll = {name: (0.0, 0) for name in BACKENDS}
+    for at in range(0, len(wins), batch):
+        chunk = wins[at:at + batch]
+        logits = {name: b.run(chunk, np.ones_like(chunk))["logits"] for name, b in backends.items()}
+        wrong = {NAMES[n]: str(x.dtype) for n, x in logits.items() if x.dtype != np.dtype(DTYPES[dtype])}
+        if wrong:   # e.g. float16 parameters silently cast back to float32: not an fp16 run
+            raise RuntimeError(f"{dtype} run, but logits came back as {wrong}")
+        for got, ref in PAIRS:
+            errors[(got, ref)].add(logits[got], logits[ref])
+        for name in BACKENDS:
+            total, count = next_token_nll(logits[name], chunk)
+            nll[name] = (nll[name][0] + total, nll[name][1] + count)
+    return errors, nll
+
+
+def _logits_rows(case: InferCase, dtype: str, errors: dict, padded: dict, keep: np.ndarray, inputs_detail: str,
+                 tol: Tolerances) -> list[Row]:
+    cid, rows = case.id, []
+    names = layer_names("gpt2", case.cfg.layers)
+    for got, ref in PAIRS:
+        err = errors[(got, ref)]
+        err.add(padded[got]["logits"][keep], padded[ref]["logits"][keep])
+        title = f"{NAMES[got]} vs {NAMES[ref]}, {dtype} logits"
+        where = f"{inputs_detail}; plus a padded batch of {case.batch} (unpadded positions)"
+        limit, why = _limit(tol, cid, "logits", f"{got}_vs_{ref}.relative", dtype)
+        rows.append(_row(cid, "logits", f"{dtype}.{got}_vs_{ref}.relative", err.relative, limit,
+                         f"{title}: max |diff| / max |{NAMES[ref]}|; {where}" + why))
+        rows.append(_row(cid, "logits", f"{dtype}.{got}_vs_{ref}.max_abs", err.diff, None, f"{title}; {where}"))
+        rows.append(_row(cid, "logits", f"{dtype}.{got}_vs_{ref}.argmax_agree", err.agree / max(err.positions, 1),
+                         None, f"{title}: fraction of positions with the same top token"))
+        limit, why = _limit(tol, cid, "logits", f"{got}_vs_{ref}.hidden_relative", dtype)
+        layer_errors = [relative(g[keep], r[keep])
+                        for g, r in zip(padded[got]["hidden_states"], padded[ref]["hidden_states"])]
+        over = [(n, e) for n, e in zip(names, layer_errors) if gate(e, limit) == "fail"]
+        worst = int(np.argmax(layer_errors))
+        first = f"{over[0][0]} ({over[0][1]:.3g} > {limit:g})" if over else "none"
+        rows.append(_row(cid, "logits", f"{dtype}.{got}_vs_{ref}.hidden_relative", layer_errors[worst], limit,
+                         f"{NAMES[got]} vs {NAMES[ref]}, {dtype} hidden states on the padded batch: first over "
+                         f"limit: {first}; worst: {names[worst]} of {len(names)}" + why))
+    return rows
+
+
+def _greedy_rows(case: InferCase, dtype: str, backends: dict[str, _Backend], prompts: np.ndarray,
+                 tol: Tolerances) -> list[Row]:
+    cid, rows = case.id, []
+    gens: dict[str, Generation] = {name: greedy(b.forward, prompts, case.greedy) for name, b in backends.items()}
+    for got, ref in PAIRS:
+        div = first_divergence(gens[got].tokens, gens[ref].tokens)
+        limit, why = _limit(tol, cid, "greedy", f"{got}_vs_{ref}.diverged", dtype)
+        if div:
+            i, j = div[0]
+            detail = (f"{len(div)} of {len(prompts)} sequences differ; first: sequence {i} at generated token {j} "
+                      f"({NAMES[got]} {gens[got].tokens[i, j]} vs {NAMES[ref]} {gens[ref].tokens[i, j]}; "
+                      f"{NAMES[ref]}'s top-1/top-2 logit margin there {gens[ref].margins[i, j]:.3g})")
+        else:
+            detail = f"all {gens[ref].tokens.size} tokens identical"
+        rows.append(_row(cid, "greedy", f"{dtype}.{got}_vs_{ref}.diverged", len(div), limit,
+                         f"{NAMES[got]} vs {NAMES[ref]}, {dtype}, {len(prompts)} prompts of {case.prompt} tokens, "
+                         f"{case.greedy} greedy tokens each: {detail}" + why))
+    ref = gens["pt"]
+    rows.append(_row(cid, "greedy", f"{dtype}.pt.min_margin", float(ref.margins.min()), None,
+                     "PyTorch's smallest top-1/top-2 logit margin over every greedy step (a near tie flips "
+                     "under rounding noise)"))
+    rows.append(_row(cid, "greedy", f"{dtype}.pt.tokens", " ".join(map(str, ref.tokens[0])), None,
+                     "PyTorch's greedy tokens for prompt 0", "info"))
+    return rows
+
+
+def _perplexity_rows(case: InferCase, dtype: str, nll: dict, inputs_detail: str, tol: Tolerances) -> list[Row]:
+    cid, rows, ppl = case.id, [], {}
+    for name in BACKENDS:
+        total, count = nll[name]
+        loss = total / count
+        ppl[name] = math.exp(loss)
+        what = (f"{NAMES[name]}, {dtype}: mean next-token NLL over {count} predicted tokens of {inputs_detail}; "
+                f"random weights give a perplexity near the vocabulary size ({case.cfg.vocab})")
+        rows.append(_row(cid, "perplexity", f"{dtype}.{name}.loss", loss, None, what))
+        rows.append(_row(cid, "perplexity", f"{dtype}.{name}.perplexity", ppl[name], None, what))
+    for got, ref in PAIRS:
+        limit, why = _limit(tol, cid, "perplexity", f"{got}_vs_{ref}.relative", dtype)
+        rows.append(_row(cid, "perplexity", f"{dtype}.{got}_vs_{ref}.relative", abs(ppl[got] - ppl[ref]) / ppl[ref],
+                         limit, f"|ppl {NAMES[got]} - ppl {NAMES[ref]}| / ppl {NAMES[ref]}, {dtype}: "
+                                f"{ppl[got]:.6g} vs {ppl[ref]:.6g}" + why))
+    return rows
+
+
+def _measure_dtype(case: InferCase, dtype: str, state: dict, wins: np.ndarray, inputs_detail: str,
+                   case_dir: Path, hooks: InferHooks, tol: Tolerances, rows: list[Row], keep: bool) -> _DtypeResult:
+    """Export, load the three backends, and append the logits, greedy and perplexity rows of one dtype."""
+    from harness.onnx_backend import export_cached
+    cid = case.id
+    start = time.perf_counter()
+    onnx_path, reused = export_cached(case.cfg, state, case_dir / f"onnx_{dtype}", DTYPES[dtype])
+    export_s = time.perf_counter() - start
+    if hooks.onnx:
+        hooks.onnx(dtype, onnx_path)
+    backends = _backends(case, state, dtype, onnx_path, hooks)
+
+    errors, nll = _windows_pass(backends, wins, case.batch, dtype)
+    ids, mask = padded_batch(wins, case.batch)
+    keep_mask = mask.astype(bool)
+    padded = {name: b.forward(ids, mask) for name, b in backends.items()}
+    rows.extend(_logits_rows(case, dtype, errors, padded, keep_mask, inputs_detail, tol))
+    rows.append(_row(cid, "logits", f"{dtype}.export_s", export_s, None,
+                     f"torch.onnx (dynamo) export, {dtype}, seconds" + (
+                         "; reused this process's export of the same weights (a copy)" if reused else "")))
+    for name, b in backends.items():
+        rows.append(_row(cid, "logits", f"{dtype}.{name}.forward_s", b.seconds, None,
+                         f"{NAMES[name]} forward of {len(wins)} windows, seconds" + (f"; {b.note}" if b.note else "")))
+    if dtype == "fp16":
+        rows.append(_row(cid, "logits", "fp16.ort.fallback_casts", backends["ort"].fallback_casts, None,
+                         "Casts onnxruntime's CPU provider inserted so that float16 nodes without a float16 kernel "
+                         "compute in float32"))
+    rows.extend(_greedy_rows(case, dtype, backends, wins[:case.batch, :case.prompt], tol))
+    rows.extend(_perplexity_rows(case, dtype, nll, inputs_detail, tol))
+
+    result = _DtypeResult(nll, {name: padded[name]["logits"][keep_mask] for name in BACKENDS})
+    del backends, padded
+    gc.collect()
+    if not keep:   # one dtype's export at a time on disk
+        shutil.rmtree(case_dir / f"onnx_{dtype}", ignore_errors=True)
+    return result
+
+
+# -- the case ---------------------------------------------------------------------------
+def run_infer_case(case: InferCase, workdir: Path, keep: bool = False, hooks: InferHooks | None = None,
+                   tolerances: Tolerances | None = None) -> list[Row]:
+    """All rows of one inference case. ONNX files go to workdir/<case id>/onnx_<dtype>/ and are
+    deleted unless keep. Raises CaseFailed (carrying the rows so far) on an error."""
+    hooks = hooks or InferHooks()
+    tol = tolerances or load_tolerances()
+    rows: list[Row] = []
+    case_dir = Path(workdir) / case.id
+    try:
+        _measure(case, case_dir, hooks, tol, rows, keep)
+    except Exception as e:
+        rows.append(Row(case.id, "run", "error", type(e).__name__, None, "fail", str(e).splitlines()[0][:300]))
+        raise CaseFailed(case.id, rows, e) from e
+    finally:
+        if not keep:
+            shutil.rmtree(case_dir, ignore_errors=True)
+        gc.collect()
+    return rows
+
+
+def _measure(case: InferCase, case_dir: Path, hooks: InferHooks, tol: Tolerances, rows: list[Row],
+             keep: bool) -> None:
+    cid = case.id
+    state, state_detail = case_state(case)
+    wins, inputs_detail = case_windows(case)
+    rows.append(_row(cid, "logits", "model", case.cfg.name, None, state_detail, "info"))
+    results = {}
+    for dtype in case.dtypes:
+        results[dtype] = _measure_dtype(case, dtype, state, wins, inputs_detail, case_dir, hooks, tol, rows, keep)
+    if {"fp32", "fp16"} <= set(results):
+        for name in BACKENDS:
+            rows.append(_row(cid, "logits", f"fp16.{name}.vs_fp32.relative",
+                             relative(results["fp16"].padded_logits[name], results["fp32"].padded_logits[name]), None,
+                             f"{NAMES[name]} fp16 vs {NAMES[name]} fp32 logits, padded batch (unpadded positions)"))
+            p32, p16 = (math.exp(results[d].nll[name][0] / results[d].nll[name][1]) for d in ("fp32", "fp16"))
+            limit, why = _limit(tol, cid, "perplexity", "fp16_gap", "fp16")
+            rows.append(_row(cid, "perplexity", f"fp16_gap.{name}", abs(p16 - p32) / p32, limit,
+                             f"{NAMES[name]}: |ppl fp16 - ppl fp32| / ppl fp32 = |{p16:.6g} - {p32:.6g}| / {p32:.6g} "
+                             "(the reference guide: 29.383 vs 29.372 for pretrained GPT-2 small)" + why))
+    rows.append(_row(cid, "logits", "resource", _resource(), None, "where the rows were measured", "info"))
+
+
+def _run_child(case: InferCase, workdir: Path, keep: bool) -> tuple[list[Row], str | None]:
+    try:
+        return run_infer_case(case, workdir, keep=keep), None
+    except CaseFailed as e:
+        return e.rows, str(e)
+
+
+def run_infer_case_isolated(case: InferCase, workdir: Path, keep: bool = False) -> tuple[list[Row], str | None]:
+    """run_infer_case in a fresh child process (seed sizes: MindSpore's pool keeps what it allocated)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_run_child, case, workdir, keep).result()
