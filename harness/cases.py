@@ -130,10 +130,11 @@ def _check_row(row: object, where: str, presets: dict) -> Case:
     return case
 
 
-def load_cases(path: Path = CASES_TOML) -> list[Case]:
-    """Every case of the file, in file order; BadInput names the file, the row and the key."""
+def load_case_table(path: Path, what: str, check_row) -> list:
+    """Every [[case]] row of a cases file, checked by check_row(row, where, presets), in file order;
+    BadInput names the file, the row and the key. Ids must be unique within the file."""
     path = Path(path)
-    data = read_toml(path, "cases")
+    data = read_toml(path, what)
     unknown = sorted(set(data) - {"case"})
     if unknown:
         raise BadInput(f"{path}: unknown key {unknown[0]!r}", "the file holds only [[case]] rows")
@@ -143,10 +144,15 @@ def load_cases(path: Path = CASES_TOML) -> list[Case]:
     presets = load_presets()
     cases, seen = [], {}
     for i, row in enumerate(rows):
-        case = _check_row(row, f"{path}: case #{i + 1}", presets)
+        case = check_row(row, f"{path}: case #{i + 1}", presets)
         if case.id in seen:
             raise BadInput(f"{path}: case #{i + 1}: duplicate id {case.id!r} (also case #{seen[case.id] + 1})",
                            "change seed or sampling, or add suffix = \"...\" to one of them")
         seen[case.id] = i
         cases.append(case)
     return cases
+
+
+def load_cases(path: Path = CASES_TOML) -> list[Case]:
+    """Every growth case of the file, in file order; BadInput names the file, the row and the key."""
+    return load_case_table(path, "cases", _check_row)

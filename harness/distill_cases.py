@@ -12,7 +12,8 @@ import math
 import re
 from pathlib import Path
 
-from harness.config import CASES_DIR, ModelConfig, load_presets, read_toml
+from harness.cases import load_case_table
+from harness.config import CASES_DIR, ModelConfig, load_presets
 from harness.distill import StepSetup
 from harness.errors import BadInput
 
@@ -165,21 +166,4 @@ def _check_row(row: object, where: str, presets: dict) -> DistillCase:
 
 def load_distill_cases(path: Path = DISTILL_TOML) -> list[DistillCase]:
     """Every case of the file, in file order; BadInput names the file, the row and the key."""
-    path = Path(path)
-    data = read_toml(path, "distillation cases")
-    unknown = sorted(set(data) - {"case"})
-    if unknown:
-        raise BadInput(f"{path}: unknown key {unknown[0]!r}", "the file holds only [[case]] rows")
-    rows = data.get("case", [])
-    if not isinstance(rows, list):
-        raise BadInput(f"{path}: key 'case' must be an array of tables", "write each case as [[case]]")
-    presets = load_presets()
-    cases, seen = [], {}
-    for i, row in enumerate(rows):
-        case = _check_row(row, f"{path}: case #{i + 1}", presets)
-        if case.id in seen:
-            raise BadInput(f"{path}: case #{i + 1}: duplicate id {case.id!r} (also case #{seen[case.id] + 1})",
-                           "change seed, or add suffix = \"...\" to one of them")
-        seen[case.id] = i
-        cases.append(case)
-    return cases
+    return load_case_table(path, "distillation cases", _check_row)

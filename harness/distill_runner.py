@@ -37,7 +37,7 @@ from harness.distill import RULE, StepSetup, adam_weight_decay_reference
 from harness.distill_cases import DistillCase
 from harness.init import init_state
 from harness.metrics import max_abs, relative
-from harness.runner import CaseFailed, Row, _limited, _row, gate, make_inputs
+from harness.runner import Row, _limited, _row, gate, guarded, make_inputs
 from harness.tolerances import Tolerances, load_tolerances
 
 FRAMEWORK_ORDER = ("pt", "ms")
@@ -256,15 +256,7 @@ def run_distill_case(case: DistillCase, workdir: Path | None = None, keep: bool 
     Raises CaseFailed (carrying the rows so far) on an error."""
     hooks = hooks or DistillHooks()
     tol = tolerances or load_tolerances()
-    rows: list[Row] = []
-    try:
-        _measure(case, hooks, tol, rows)
-    except Exception as e:
-        rows.append(Row(case.id, "run", "error", type(e).__name__, None, "fail", str(e).splitlines()[0][:300]))
-        raise CaseFailed(case.id, rows, e) from e
-    finally:
-        gc.collect()
-    return rows
+    return guarded(case.id, lambda rows: _measure(case, hooks, tol, rows))
 
 
 def _measure(case: DistillCase, hooks: DistillHooks, tol: Tolerances, rows: list[Row]) -> None:
@@ -288,19 +280,3 @@ def _measure(case: DistillCase, hooks: DistillHooks, tol: Tolerances, rows: list
     rows.extend(compare_losses(cid, pt.losses, ms.losses, tol, case.layer_map, setups))
     rows.extend(compare_grads(cid, pt.grads, ms.grads, tol, order, setups))
     rows.extend(compare_updates(cid, student, sides, tol, order))
-
-
-def _run_child(case: DistillCase, workdir: Path, keep: bool) -> tuple[list[Row], str | None]:
-    try:
-        return run_distill_case(case, workdir, keep=keep), None
-    except CaseFailed as e:  # rows travel back by value; the exception itself does not pickle
-        return e.rows, str(e)
-
-
-def run_distill_case_isolated(case: DistillCase, workdir: Path, keep: bool = False) -> tuple[list[Row], str | None]:
-    """run_distill_case in a fresh child process: (rows, error or None); MindSpore's CPU memory pool
-    keeps what it once allocated, so seed-size cases one after another would stack their peaks."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_run_child, case, workdir, keep).result()

@@ -13,7 +13,8 @@ import dataclasses
 import re
 from pathlib import Path
 
-from harness.config import CASES_DIR, ModelConfig, load_presets, read_toml
+from harness.cases import load_case_table
+from harness.config import CASES_DIR, ModelConfig, load_presets
 from harness.corpus import TOKENIZER_VOCAB
 from harness.errors import BadInput
 from harness.plan import METHODS, SAMPLINGS, validate
@@ -148,21 +149,4 @@ def _check_row(row: object, where: str, presets: dict) -> InferCase:
 
 def load_infer_cases(path: Path = INFER_TOML) -> list[InferCase]:
     """Every case of the file, in file order; BadInput names the file, the row and the key."""
-    path = Path(path)
-    data = read_toml(path, "inference cases")
-    unknown = sorted(set(data) - {"case"})
-    if unknown:
-        raise BadInput(f"{path}: unknown key {unknown[0]!r}", "the file holds only [[case]] rows")
-    rows = data.get("case", [])
-    if not isinstance(rows, list):
-        raise BadInput(f"{path}: key 'case' must be an array of tables", "write each case as [[case]]")
-    presets = load_presets()
-    cases, seen = [], {}
-    for i, row in enumerate(rows):
-        case = _check_row(row, f"{path}: case #{i + 1}", presets)
-        if case.id in seen:
-            raise BadInput(f"{path}: case #{i + 1}: duplicate id {case.id!r} (also case #{seen[case.id] + 1})",
-                           "change the seed, or add suffix = \"...\" to one of them")
-        seen[case.id] = i
-        cases.append(case)
-    return cases
+    return load_case_table(path, "inference cases", _check_row)

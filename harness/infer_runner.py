@@ -38,7 +38,7 @@ from harness.init import init_state
 from harness.kinds import INFERENCE
 from harness.lm_eval import Generation, first_divergence, greedy, next_token_nll
 from harness.metrics import max_abs, relative
-from harness.runner import CaseFailed, Row, _resource, gate, layer_names
+from harness.runner import Row, _resource, gate, guarded, layer_names
 from harness.tolerances import Tolerances, load_tolerances
 
 QUANTITIES = INFERENCE.quantities      # logits, greedy, perplexity
@@ -301,18 +301,8 @@ def run_infer_case(case: InferCase, workdir: Path, keep: bool = False, hooks: In
     deleted unless keep. Raises CaseFailed (carrying the rows so far) on an error."""
     hooks = hooks or InferHooks()
     tol = tolerances or load_tolerances()
-    rows: list[Row] = []
     case_dir = Path(workdir) / case.id
-    try:
-        _measure(case, case_dir, hooks, tol, rows, keep)
-    except Exception as e:
-        rows.append(Row(case.id, "run", "error", type(e).__name__, None, "fail", str(e).splitlines()[0][:300]))
-        raise CaseFailed(case.id, rows, e) from e
-    finally:
-        if not keep:
-            shutil.rmtree(case_dir, ignore_errors=True)
-        gc.collect()
-    return rows
+    return guarded(case.id, lambda rows: _measure(case, case_dir, hooks, tol, rows, keep), None if keep else case_dir)
 
 
 def _measure(case: InferCase, case_dir: Path, hooks: InferHooks, tol: Tolerances, rows: list[Row],
@@ -335,18 +325,3 @@ def _measure(case: InferCase, case_dir: Path, hooks: InferHooks, tol: Tolerances
                              f"{NAMES[name]}: |ppl fp16 - ppl fp32| / ppl fp32 = |{p16:.6g} - {p32:.6g}| / {p32:.6g} "
                              "(the reference guide: 29.383 vs 29.372 for pretrained GPT-2 small)" + why))
     rows.append(_row(cid, "logits", "resource", _resource(), None, "where the rows were measured", "info"))
-
-
-def _run_child(case: InferCase, workdir: Path, keep: bool) -> tuple[list[Row], str | None]:
-    try:
-        return run_infer_case(case, workdir, keep=keep), None
-    except CaseFailed as e:
-        return e.rows, str(e)
-
-
-def run_infer_case_isolated(case: InferCase, workdir: Path, keep: bool = False) -> tuple[list[Row], str | None]:
-    """run_infer_case in a fresh child process (seed sizes: MindSpore's pool keeps what it allocated)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_run_child, case, workdir, keep).result()

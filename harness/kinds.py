@@ -22,35 +22,35 @@ class CaseKind:
     fixture: str               # the test argument its cases parametrise, e.g. "case"
     loader: str                # "module:function" -> list of cases (import deferred: conftest stays light)
     runner: str                # "module:function" (case, workdir, keep=...) -> rows; raises runner.CaseFailed
-    isolated: str              # "module:function" (case, workdir, keep=...) -> (rows, error or None), for "slow"
     quantities: tuple[str, ...]
 
     def load(self) -> list:
-        return _resolve(self.loader)()
+        return resolve(self.loader)()
 
     def run(self, case, workdir, keep: bool = False):
-        return _resolve(self.runner)(case, workdir, keep=keep)
+        return resolve(self.runner)(case, workdir, keep=keep)
 
     def run_isolated(self, case, workdir, keep: bool = False):
-        return _resolve(self.isolated)(case, workdir, keep=keep)
+        """The runner in a child process (seed sizes): (rows, error or None)."""
+        from harness.runner import run_isolated
+        return run_isolated(self.runner, case, workdir, keep=keep)
 
 
-def _resolve(ref: str) -> Callable:
+def resolve(ref: str) -> Callable:
     module, _, name = ref.partition(":")
     return getattr(importlib.import_module(module), name)
 
 
 GROWTH = CaseKind("growth", "case", "harness.cases:load_cases", "harness.runner:run_case",
-                  "harness.runner:run_case_isolated",
                   ("param", "output", "layers", "preservation", "time", "size", "hash"))
 
 DISTILL = CaseKind("distill", "distill_case", "harness.distill_cases:load_distill_cases",
-                   "harness.distill_runner:run_distill_case", "harness.distill_runner:run_distill_case_isolated",
+                   "harness.distill_runner:run_distill_case",
                    ("loss", "grad", "update"))
 
 # GPT-2 inference on PyTorch, MindSpore and ONNX Runtime (cases/inference.toml)
 INFERENCE = CaseKind("inference", "infer_case", "harness.infer_cases:load_infer_cases",
-                     "harness.infer_runner:run_infer_case", "harness.infer_runner:run_infer_case_isolated",
+                     "harness.infer_runner:run_infer_case",
                      ("logits", "greedy", "perplexity"))
 
 KINDS: tuple[CaseKind, ...] = (GROWTH, DISTILL, INFERENCE)

@@ -344,16 +344,22 @@ def run_case(case: Case, workdir: Path, keep: bool = False, hooks: Hooks | None 
     after measuring unless keep. Raises CaseFailed (carrying the rows so far) on an error."""
     hooks = hooks or Hooks()
     tol = tolerances or load_tolerances()
-    rows: list[Row] = []
     case_dir = Path(workdir) / case.id
+    return guarded(case.id, lambda rows: _measure(case, case_dir, hooks, tol, rows), None if keep else case_dir)
+
+
+def guarded(case_id: str, measure: Callable[[list], None], scratch: Path | None = None) -> list[Row]:
+    """measure(rows) appends a case's rows; on an error, an error row is added and CaseFailed
+    (carrying the rows so far) raised. `scratch` (a folder) is removed either way."""
+    rows: list[Row] = []
     try:
-        _measure(case, case_dir, hooks, tol, rows)
+        measure(rows)
     except Exception as e:
-        rows.append(Row(case.id, "run", "error", type(e).__name__, None, "fail", str(e).splitlines()[0][:300]))
-        raise CaseFailed(case.id, rows, e) from e
+        rows.append(Row(case_id, "run", "error", type(e).__name__, None, "fail", str(e).splitlines()[0][:300]))
+        raise CaseFailed(case_id, rows, e) from e
     finally:
-        if not keep:
-            shutil.rmtree(case_dir, ignore_errors=True)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
         gc.collect()
     return rows
 
@@ -413,15 +419,17 @@ def _measure(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances, rows: li
     rows.append(_row(cid, "hash", "ms.sha256", ms.sha256, None, f"{ms.weights_path.name}, not rerun", "info"))
 
 
-def _run_case_child(case: Case, workdir: Path, keep: bool) -> tuple[list[Row], str | None]:
+def _run_child(runner: str, case, workdir: Path, keep: bool) -> tuple[list[Row], str | None]:
+    from harness.kinds import resolve
     try:
-        return run_case(case, workdir, keep=keep), None
+        return resolve(runner)(case, workdir, keep=keep), None
     except CaseFailed as e:  # rows travel back by value; the exception itself does not pickle
         return e.rows, str(e)
 
 
-def run_case_isolated(case: Case, workdir: Path, keep: bool = False) -> tuple[list[Row], str | None]:
-    """run_case in a fresh child process: (rows, error or None).
+def run_isolated(runner: str, case, workdir: Path, keep: bool = False) -> tuple[list[Row], str | None]:
+    """runner ("module:function", e.g. "harness.runner:run_case") on case in a fresh child process:
+    (rows, error or None).
 
     MindSpore's CPU memory pool keeps what it once allocated, so seed-size cases run
     one after another in one process would stack their peaks; a child per case returns
@@ -430,4 +438,4 @@ def run_case_isolated(case: Case, workdir: Path, keep: bool = False) -> tuple[li
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_run_case_child, case, workdir, keep).result()
+        return pool.submit(_run_child, runner, case, workdir, keep).result()
