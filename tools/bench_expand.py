@@ -3,7 +3,9 @@
 For each case the source is drawn from the seed and written once as safetensors;
 each framework then loads it, runs the shared plan's recipes, and saves its own
 format (PyTorch: HF folder with model.safetensors; MindSpore: model.ckpt).
-"write" is the floor: the target's bytes written as safetensors from memory.
+"write" is the floor: the target's bytes written as safetensors from memory (after
+the saved file is deleted, so both writes find the same free memory; every timed
+write starts after os.sync(), and each ends with its own fsync).
 "grow" is expand and save at once (pipeline.grow, as the CLI runs it). Each is
 run --repeat times and the medians are printed, with the spread between runs.
 Prints one table; the MindSpore / PyTorch ratio is given for expand, for
@@ -42,6 +44,11 @@ SEED_CASES = {
 }
 
 
+def _settle() -> None:
+    """Before each timed write: flush what earlier steps left dirty, so no write pays for another's."""
+    os.sync()
+
+
 def _median(values: list[float]) -> float:
     return float(statistics.median(values))
 
@@ -65,18 +72,21 @@ def bench_case(case: str, fws: list[str], workdir: Path, repeat: int) -> list[di
             recipes = compile_recipes(build_plan(src_cfg, dst_cfg, "aki", "paper", 0))
             runs["plan"].append(time.perf_counter() - t0)
             result = pipeline.expand(name, recipes, src_state)
+            _settle()
             pipeline.save(result, dst_cfg, workdir / name)
             nbytes = result.weights_bytes
             runs["expand"].append(result.seconds["expand"])
             runs["save"].append(result.seconds["save"])
             arrays = pipeline.to_numpy_state(name, result.state)
+            shutil.rmtree(workdir / name, ignore_errors=True)   # its page cache goes with it: the floor starts alike
+            _settle()
             t0 = time.perf_counter()
             write_safetensors(workdir / "floor.safetensors", arrays)
             runs["write"].append(time.perf_counter() - t0)
             del result, arrays
             gc.collect()
-            shutil.rmtree(workdir / name, ignore_errors=True)
             (workdir / "floor.safetensors").unlink(missing_ok=True)
+            _settle()
             grown = pipeline.grow(name, recipes, src_state, dst_cfg, workdir / name)
             runs["grow"].append(grown.seconds["grow"])
             del grown, src_state
