@@ -142,22 +142,20 @@ def cmd_expand(args) -> int:
             task = bar.add_task("", total=None)
             stage("loading source")
             src_state, load_s = pipeline.load_source(name, src_cfg, args.src_ckpt, args.seed, args.allow_nonfinite)
-            stage(f"expanding {len(recipes)} tensors and writing them", total=len(recipes), completed=0)
-            result = pipeline.grow(name, recipes, src_state, dst_cfg, args.out, on_tensor=lambda _: bar.advance(task))
-            path = result.weights_path
+            stage(f"expanding {len(recipes)} tensors", total=len(recipes), completed=0)
+            result = pipeline.expand(name, recipes, src_state, on_tensor=lambda _: bar.advance(task))
+            stage("saving", total=None)
+            path = pipeline.save(result, dst_cfg, args.out)
         rows.append((fw.title, {"load": load_s, "plan": plan_seconds, **result.seconds}, path))
         del src_state, result
 
     log = {"plan": json.loads(plan.to_json()), "tensors": provenance(plan, recipes),
-           "seconds": {title: seconds for title, seconds, _ in rows},
-           "seconds_note": "expand: the expansion loop, while a writer thread writes each finished tensor; "
-                           "save: the writing left after it (then fsync, rename); grow: expand + save"}
+           "seconds": {title: seconds for title, seconds, _ in rows}}
     write_json(args.out / "plan.json", log)
 
     table = Table(title=f"{args.model} {src_cfg.name or 'source'} -> {args.dst}, {args.method}/{args.sampling}, "
                         f"seed {args.seed}: {src_cfg.n_params():,} -> {dst_cfg.n_params():,} params")
-    columns = {"load s": "load", "plan s": "plan", "expand s": "expand", "write after s": "save",
-               "expand + write s": "grow"}
+    columns = {"load s": "load", "plan s": "plan", "expand s": "expand", "save s": "save"}
     for col in ("framework", *columns, "file", "MB"):
         table.add_column(col, justify="right" if col.endswith(("s", "MB")) else "left")
     for title, seconds, path in rows:

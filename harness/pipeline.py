@@ -1,8 +1,4 @@
-"""One growth run of one framework, stage by stage and timed: the CLI, the runner and the bench share it.
-
-expand() then save() time each step alone (the parity runner reports them apart); grow() does
-both at once, writing each tensor while the next is computed (the CLI: the user's wall time).
-"""
+"""One growth run of one framework, stage by stage and timed: the CLI, the runner and the bench share it."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,8 +11,6 @@ import numpy as np
 from harness import frameworks
 from harness.config import ModelConfig
 from harness.init import init_state
-from harness.names import param_shapes
-from harness.writers import Background
 
 STAGES = ("load", "plan", "expand", "save")
 
@@ -60,34 +54,6 @@ def save(result: GrowResult, dst_cfg: ModelConfig, out_dir: Path) -> Path:
     result.seconds["save"] = time.perf_counter() - start
     result.weights_bytes = result.weights_path.stat().st_size
     return result.weights_path
-
-
-def grow(framework: str, recipes: list, src_state: dict, dst_cfg: ModelConfig, out_dir: Path,
-         on_tensor: Callable[[str], None] | None = None) -> GrowResult:
-    """Expand and save at once: each target tensor goes to a writer thread as soon as it is made,
-    so the file is written while the next tensors are computed.
-
-    seconds: "expand" (the expansion loop, sharing the machine with the writer), "save" (what
-    is left after it: the writer catching up, fsync, rename) and "grow" (the two together).
-    """
-    fw = frameworks.load(framework)
-    shapes = param_shapes(dst_cfg)
-    dtype = fw.io.to_numpy(next(iter(src_state.values()))).dtype   # loads check every tensor is float32
-    layout = [(r.name, shapes[r.name], dtype) for r in recipes]
-
-    def handoff(name: str, tensor) -> None:
-        writer.put(name, fw.io.to_numpy(tensor))
-        if on_tensor is not None:
-            on_tensor(name)
-
-    start = time.perf_counter()
-    with Background(fw.io.open_writer(out_dir, dst_cfg, layout)) as writer:
-        state = fw.expand.expand(src_state, recipes, on_tensor=handoff)
-        expand_s = time.perf_counter() - start
-    grow_s = time.perf_counter() - start
-    path = writer.writer.path
-    return GrowResult(framework, state, {"expand": expand_s, "save": grow_s - expand_s, "grow": grow_s},
-                      path, path.stat().st_size)
 
 
 def to_numpy_state(framework: str, state: dict) -> dict[str, np.ndarray]:

@@ -4,8 +4,6 @@
         for name, array in ...: w.write(name, array)
     with CkptStream(path) as w: ...                # MindSpore's .ckpt framing, byte-identical to
                                                    # mindspore.save_checkpoint of the same arrays
-    with Background(SafetensorsStream(...)) as w:  # the same, on a writer thread: put() returns at once
-        w.put(name, array)
 
 Every writer writes to a temporary name beside the final one; leaving the `with` block normally
 fsyncs and renames it into place, an error (or Ctrl-C) removes it. Each array is written from its
@@ -16,10 +14,8 @@ from __future__ import annotations
 import glob
 import json
 import os
-import queue
 import secrets
 import struct
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -312,52 +308,3 @@ class CkptStream(StreamWriter):
             value_len = len(value_head) + tensor_len
             self._out(_varint(1 << 3 | 2) + _varint(value_len) + value_head + dims + type_field + content_head)
             self._out(part)
-
-
-# -- a writer on its own thread ---------------------------------------------------------
-class Background(_Committed):
-    """Runs a StreamWriter on a thread: put() queues a tensor and returns, so writing overlaps
-    whatever produces the next one (the kernel copies and flushes while Python waits in os.write).
-    An error on the writer thread is raised by the next put() or by close()."""
-
-    _STOP = object()
-
-    def __init__(self, writer: StreamWriter):
-        self.writer = writer
-        self.queue: queue.Queue = queue.Queue()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name=f"write {writer.path.name}", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is self._STOP:
-                return
-            if self.error is None:
-                try:
-                    self.writer.write(*item)
-                except BaseException as e:   # reported to the producer
-                    self.error = e
-
-    def _raise(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-    def put(self, name: str, array: np.ndarray) -> None:
-        self._raise()
-        self.queue.put((name, array))
-
-    def close(self) -> Path:
-        self.queue.put(self._STOP)
-        self.thread.join()
-        if self.error is not None:
-            self.writer.abort()
-            raise self.error
-        return self.writer.close()
-
-    def abort(self) -> None:
-        self.error = self.error or RuntimeError("aborted")
-        self.queue.put(self._STOP)
-        self.thread.join()
-        self.writer.abort()

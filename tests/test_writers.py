@@ -1,9 +1,9 @@
 """Streaming writers (harness.writers): MindSpore's .ckpt bytes, safetensors order checks,
-the writer thread, and no partial file under the final name on any failure."""
+and no partial file under the final name on any failure."""
 import numpy as np
 import pytest
 
-from harness.writers import Background, CkptStream, SafetensorsStream
+from harness.writers import CkptStream, SafetensorsStream
 
 
 def _state(rng):
@@ -90,50 +90,3 @@ def test_ckpt_refuses_an_empty_tensor_it_could_not_keep(tmp_path):
         with CkptStream(tmp_path / "m.ckpt") as w:
             w.write("empty", np.zeros((0, 4), np.float32))
     assert list(tmp_path.iterdir()) == []
-
-
-def test_background_writes_the_same_bytes(tmp_path):
-    state = _ckpt_state(np.random.default_rng(4))
-    direct = _ckpt_bytes(tmp_path / "a.ckpt", state)
-    with Background(CkptStream(tmp_path / "b.ckpt")) as w:
-        for n, a in state.items():
-            w.put(n, a)
-    assert (tmp_path / "b.ckpt").read_bytes() == direct
-
-
-def test_background_error_reaches_the_producer_and_leaves_no_file(tmp_path):
-    state = _state(np.random.default_rng(5))
-    path = tmp_path / "m.safetensors"
-    names = list(state)
-    with pytest.raises(ValueError, match="expected"):
-        with Background(SafetensorsStream(path, [(n, a.shape, a.dtype) for n, a in state.items()])) as w:
-            w.put(names[1], state[names[1]])   # out of order: the thread fails
-            w.put(names[0], state[names[0]])   # raised here or at close
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_background_abort_on_interrupt_leaves_no_file(tmp_path):
-    state = _state(np.random.default_rng(6))
-    with pytest.raises(KeyboardInterrupt):
-        with Background(CkptStream(tmp_path / "m.ckpt")) as w:
-            w.put("bias", state["bias"])
-            raise KeyboardInterrupt
-    assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize("framework", ["pt", "ms"])
-def test_grow_writes_what_expand_then_save_writes(tmp_path, framework):
-    """pipeline.grow (writer thread alongside the expansion) and expand + save give the same bytes."""
-    from harness import pipeline
-    from harness.config import preset
-    from harness.plan import build_plan
-    from harness.recipe import compile_recipes
-    src, dst = preset("gpt2", "tiny"), preset("gpt2", "tiny_wd")
-    recipes = compile_recipes(build_plan(src, dst, "aki", "paper", 0))
-    state, _ = pipeline.load_source(framework, src, None, 0)
-    grown = pipeline.grow(framework, recipes, state, dst, tmp_path / "grow")
-    apart = pipeline.expand(framework, recipes, state)
-    path = pipeline.save(apart, dst, tmp_path / "apart")
-    assert grown.weights_path.read_bytes() == path.read_bytes()
-    assert set(grown.seconds) == {"expand", "save", "grow"}
-    assert sorted(p.name for p in (tmp_path / "grow").iterdir()) == ["config.json", path.name]

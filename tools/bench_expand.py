@@ -6,10 +6,9 @@ format (PyTorch: HF folder with model.safetensors; MindSpore: model.ckpt).
 "write" is the floor: the target's bytes written as safetensors from memory (after
 the saved file is deleted, so both writes find the same free memory; every timed
 write starts after os.sync(), and each ends with its own fsync).
-"grow" is expand and save at once (pipeline.grow, as the CLI runs it). Each is
-run --repeat times and the medians are printed, with the spread between runs.
-Prints one table; the MindSpore / PyTorch ratio is given for expand, for
-load + expand + save, and for load + grow.
+Each is run --repeat times and the medians are printed, with the spread between
+runs. Prints one table; the MindSpore / PyTorch ratio is given for expand and for
+load + expand + save.
 
     python tools/bench_expand.py [--cases bert_small2base_aki,...] [--frameworks pt,ms] [--repeat 3]
 """
@@ -54,8 +53,7 @@ def _median(values: list[float]) -> float:
 
 
 def bench_case(case: str, fws: list[str], workdir: Path, repeat: int) -> list[dict]:
-    """Per framework, `repeat` times: load; expand, save and the write floor, each alone;
-    then grow (expand and save at once, the CLI's way). Medians of each."""
+    """Per framework, `repeat` times: load; expand, save and the write floor, each alone. Medians."""
     family, src, dst = SEED_CASES[case]
     src_cfg, dst_cfg = preset(family, src), preset(family, dst)
     src_path = workdir / "src" / "model.safetensors"
@@ -63,7 +61,7 @@ def bench_case(case: str, fws: list[str], workdir: Path, repeat: int) -> list[di
     rows = []
     for name in fws:
         fw = frameworks.load(name)
-        runs: dict[str, list[float]] = {k: [] for k in ("load", "plan", "expand", "save", "write", "grow")}
+        runs: dict[str, list[float]] = {k: [] for k in ("load", "plan", "expand", "save", "write")}
         for _ in range(repeat):
             t0 = time.perf_counter()
             _, src_state = fw.io.load(src_path, src_cfg)
@@ -83,15 +81,9 @@ def bench_case(case: str, fws: list[str], workdir: Path, repeat: int) -> list[di
             t0 = time.perf_counter()
             write_safetensors(workdir / "floor.safetensors", arrays)
             runs["write"].append(time.perf_counter() - t0)
-            del result, arrays
+            del result, arrays, src_state
             gc.collect()
             (workdir / "floor.safetensors").unlink(missing_ok=True)
-            _settle()
-            grown = pipeline.grow(name, recipes, src_state, dst_cfg, workdir / name)
-            runs["grow"].append(grown.seconds["grow"])
-            del grown, src_state
-            gc.collect()
-            shutil.rmtree(workdir / name, ignore_errors=True)
         row = {"case": case, "framework": fw.title, "bytes": nbytes, "runs": repeat}
         row.update({k: _median(v) for k, v in runs.items()})
         row["spread"] = max(max(v) / min(v) for k, v in runs.items() if k != "plan" and min(v) > 0)
@@ -112,9 +104,8 @@ def main() -> int:
     from rich.console import Console
     from rich.table import Table
     table = Table(title=f"expansion benchmark: seconds, median of {args.repeat} (ratio = MindSpore / PyTorch)")
-    columns = ("case", "framework", "load", "plan", "expand", "save", "load+expand+save", "grow", "load+grow",
-               "write floor", "sequential / floor", "pipelined / floor", "MB", "spread", "ratio expand",
-               "ratio load+expand+save", "ratio load+grow")
+    columns = ("case", "framework", "load", "plan", "expand", "save", "load+expand+save", "write floor",
+               "total / floor", "MB", "spread", "ratio expand", "ratio load+expand+save")
     for col in columns:
         table.add_column(col, justify="left" if col in ("case", "framework") else "right")
     console = Console(width=240)
@@ -129,20 +120,16 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
         by_fw = {r["framework"]: r for r in rows}
         for r in rows:
-            r["sequential"] = r["load"] + r["expand"] + r["save"]
-            r["pipelined"] = r["load"] + r["grow"]
-            ratios = ["", "", ""]
+            r["total"] = r["load"] + r["expand"] + r["save"]
+            ratios = ["", ""]
             if r["framework"] == "MindSpore" and "PyTorch" in by_fw:
                 pt = by_fw["PyTorch"]
-                ratios = [f"{r[k] / pt[k]:.2f}" for k in ("expand", "sequential", "pipelined")]
-            table.add_row(r["case"], r["framework"], *(f"{r[k]:.2f}" for k in ("load", "plan", "expand", "save",
-                                                                                "sequential", "grow", "pipelined",
-                                                                                "write")),
-                          f"{r['sequential'] / r['write']:.2f}", f"{r['pipelined'] / r['write']:.2f}",
-                          f"{r['bytes'] / 1e6:.0f}", f"{r['spread']:.1f}x", *ratios)
+                ratios = [f"{r[k] / pt[k]:.2f}" for k in ("expand", "total")]
+            table.add_row(r["case"], r["framework"],
+                          *(f"{r[k]:.2f}" for k in ("load", "plan", "expand", "save", "total", "write")),
+                          f"{r['total'] / r['write']:.2f}", f"{r['bytes'] / 1e6:.0f}", f"{r['spread']:.1f}x", *ratios)
     console.print(table)
-    console.print("grow = expand and save at once (a writer thread takes each tensor as it is made; the CLI's "
-                  "way); spread = the largest max/min over the runs of one stage; resource: "
+    console.print("spread = the largest max/min over the runs of one stage; resource: "
                   f"{os.cpu_count()} cores")
     return 0
 
