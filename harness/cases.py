@@ -75,21 +75,32 @@ def _exactness_problem(src: ModelConfig, dst: ModelConfig, method: str, sampling
     return None
 
 
-def _check_row(row: object, where: str, presets: dict) -> Case:
+def check_keys(row: object, where: str, keys: dict) -> dict:
+    """A cases-file row against its key table (key -> (type or tuple of types, required, ...)):
+    a table, no unknown key, every required key, each value of its type (a TOML true is never a
+    number). Returns the row."""
     if not isinstance(row, dict):
         raise BadInput(f"{where}: a case must be a table", "write it as a [[case]] table")
-    unknown = sorted(set(row) - set(_KEYS))
+    unknown = sorted(set(row) - set(keys))
     if unknown:
-        raise BadInput(f"{where}: unknown key {unknown[0]!r}", f"valid keys: {', '.join(_KEYS)}")
-    for key, (kind, required) in _KEYS.items():
+        raise BadInput(f"{where}: unknown key {unknown[0]!r}", f"valid keys: {', '.join(keys)}")
+    for key, (kind, required, *_) in keys.items():
         if key not in row:
             if required:
                 raise BadInput(f"{where}: missing key {key!r}", f"add {key} = ... to the row")
             continue
         value = row[key]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise BadInput(f"{where}: key {key!r} must be a {kind.__name__}, got {value!r}",
-                           f"write {key} as a TOML {'integer' if kind is int else kind.__name__}")
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            name = "number" if float in kinds else "integer" if kind is int else kinds[0].__name__
+            article = "an" if name[0] in "aeiou" else "a"
+            raise BadInput(f"{where}: key {key!r} must be {article} {name}, got {value!r}",
+                           f"write {key} as a TOML {name}")
+    return row
+
+
+def _check_row(row: object, where: str, presets: dict) -> Case:
+    check_keys(row, where, _KEYS)
     family = row["family"]
     if family not in FAMILIES:
         raise BadInput(f"{where}: key 'family': unknown family {family!r}", f"use one of: {', '.join(FAMILIES)}")

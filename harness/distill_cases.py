@@ -12,7 +12,7 @@ import math
 import re
 from pathlib import Path
 
-from harness.cases import load_case_table
+from harness.cases import check_keys, load_case_table
 from harness.config import CASES_DIR, ModelConfig, load_presets
 from harness.distill import StepSetup
 from harness.errors import BadInput
@@ -106,20 +106,7 @@ def _positive(row: dict, key: str, where: str, default: float, zero_ok: bool = F
 
 
 def _check_row(row: object, where: str, presets: dict) -> DistillCase:
-    if not isinstance(row, dict):
-        raise BadInput(f"{where}: a case must be a table", "write it as a [[case]] table")
-    unknown = sorted(set(row) - set(_KEYS))
-    if unknown:
-        raise BadInput(f"{where}: unknown key {unknown[0]!r}", f"valid keys: {', '.join(_KEYS)}")
-    for key, (kind, required) in _KEYS.items():
-        if key not in row:
-            if required:
-                raise BadInput(f"{where}: missing key {key!r}", f"add {key} = ... to the row")
-            continue
-        value = row[key]
-        if not isinstance(value, kind) or isinstance(value, bool):
-            name = kind.__name__ if isinstance(kind, type) else "number"
-            raise BadInput(f"{where}: key {key!r} must be a {name}, got {value!r}", f"write {key} as a TOML {name}")
+    check_keys(row, where, _KEYS)
     if row["stage"] not in STAGES:
         raise BadInput(f"{where}: key 'stage': unknown stage {row['stage']!r}",
                        "use gd (general distillation) or td (task distillation)")

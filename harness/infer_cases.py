@@ -13,7 +13,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from harness.cases import load_case_table
+from harness.cases import check_keys, load_case_table
 from harness.config import CASES_DIR, ModelConfig, load_presets
 from harness.corpus import TOKENIZER_VOCAB
 from harness.errors import BadInput
@@ -83,23 +83,8 @@ class InferCase:
 
 
 def _check_row(row: object, where: str, presets: dict) -> InferCase:
-    if not isinstance(row, dict):
-        raise BadInput(f"{where}: a case must be a table", "write it as a [[case]] table")
-    unknown = sorted(set(row) - set(_KEYS))
-    if unknown:
-        raise BadInput(f"{where}: unknown key {unknown[0]!r}", f"valid keys: {', '.join(_KEYS)}")
-    values = {}
-    for key, (kind, required, default) in _KEYS.items():
-        if key not in row:
-            if required:
-                raise BadInput(f"{where}: missing key {key!r}", f"add {key} = ... to the row")
-            values[key] = default
-            continue
-        value = row[key]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise BadInput(f"{where}: key {key!r} must be a {kind.__name__}, got {value!r}",
-                           f"write {key} as a TOML {'integer' if kind is int else kind.__name__}")
-        values[key] = value
+    check_keys(row, where, _KEYS)
+    values = {key: row.get(key, default) for key, (_, _, default) in _KEYS.items()}
     gpt2 = presets["gpt2"]
     for key in ("preset", "grown_from"):
         if values[key] and values[key] not in gpt2:
