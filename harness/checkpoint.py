@@ -19,8 +19,7 @@ import numpy as np
 from harness.config import ModelConfig
 from harness.errors import BadInput
 from harness.names import IGNORED_BUFFERS, param_shapes
-from harness.writers import SafetensorsStream, as_bad_input, commit, discard, temp_beside
-from harness.writers import remove_stale_temps  # noqa: F401  (re-exported: tests and callers know it here)
+from harness.writers import ST_DTYPES, SafetensorsStream, as_bad_input, commit, discard, temp_beside
 
 SAFETENSORS_NAME = "model.safetensors"
 CKPT_NAME = "model.ckpt"
@@ -121,7 +120,14 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
                        "the file is truncated or corrupt; write it again") from None
 
 
-_NP_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4"}
+_NP_DTYPES = {code: dtype.newbyteorder("<") for dtype, code in ST_DTYPES.items()}   # the ones we write
+
+
+def _st_header(f) -> tuple[int, dict]:
+    """(header length, header) of an open safetensors file; raises ValueError / struct.error if
+    unreadable. The caller checks the length against the file size first where it matters."""
+    (n,) = struct.unpack("<Q", f.read(8))
+    return n, json.loads(f.read(n))
 
 
 def _map_safetensors(path: Path) -> dict[str, np.ndarray] | None:
@@ -129,8 +135,7 @@ def _map_safetensors(path: Path) -> dict[str, np.ndarray] | None:
     copy: pages come from the page cache when touched; writing to a view never reaches the file).
     None when a tensor's dtype is not one mapped here (the caller then reads the file)."""
     with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
+        n, header = _st_header(f)
     header.pop("__metadata__", None)
     if any(entry["dtype"] not in _NP_DTYPES for entry in header.values()):
         return None
@@ -148,14 +153,14 @@ def _truncation(path: Path) -> str | None:
     """'truncated: ...' when the file is shorter than its own header says, else None."""
     try:
         size = path.stat().st_size
+        if size < 8:
+            return f"truncated: {size} bytes, not even the 8-byte header length"
         with open(path, "rb") as f:
-            head = f.read(8)
-            if len(head) < 8:
-                return f"truncated: {size} bytes, not even the 8-byte header length"
-            (n,) = struct.unpack("<Q", head)
+            (n,) = struct.unpack("<Q", f.read(8))
             if n > size - 8:
                 return None if n > 100_000_000 else f"truncated: the header alone claims {n} bytes, the file has {size}"
-            header = json.loads(f.read(n))
+            f.seek(0)
+            n, header = _st_header(f)
         end = 8 + n + max(e["data_offsets"][1] for k, e in header.items() if k != "__metadata__")
         return f"truncated: the header describes {end} bytes, the file has {size}" if end > size else None
     except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):

@@ -12,9 +12,6 @@ from harness import frameworks
 from harness.config import ModelConfig
 from harness.init import init_state
 
-STAGES = ("load", "plan", "expand", "save")
-
-
 @dataclasses.dataclass
 class GrowResult:
     framework: str
