@@ -37,7 +37,8 @@ class Child:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue = queue.Queue()
         self.stderr: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self):
         for line in self.proc.stderr:
@@ -58,7 +59,7 @@ class Child:
         self.proc.send_signal(sig)
         self.proc.send_signal(signal.SIGCONT)
         code = self.proc.wait(timeout=DEADLINE_S)
-        time.sleep(0.1)                       # let the reader thread take the last lines
+        self.reader.join(timeout=30)          # it ends at EOF: every line of stderr is taken
         return code
 
 

@@ -189,6 +189,8 @@ def test_config_mismatch_exits_2_naming_both_values_before_reading_weights(tmp_p
     (["init", "--model", "gpt2", "--size", "tiny", "--framework", "jax"], "unknown framework 'jax'", "pt, ms, both"),
     (["expand", "--model", "gpt2", "--src", "tiny", "--dst", "tiny2x", "--method", "lora"], "unknown method 'lora'",
      "fpi, aki"),
+    (["expand", "--model", "bert", "--src", "tiny", "--dst", "tiny2x", "--sampling", "uniform"],
+     "unknown sampling 'uniform'", "paper, balanced"),
     (["expand", "--model", "gpt2", "--src", "nano", "--dst", "tiny2x"], "unknown gpt2 preset 'nano'", "medium"),
     (["infer", "--sentence", "hi", "--ckpt", "{model}", "--framework", "both"], "unknown framework 'both'",
      "pt, ms"),

@@ -79,7 +79,10 @@ def test_safetensors_stream_refuses_what_the_header_does_not_say(tmp_path, fault
             else:
                 for n in names[:-1]:
                     w.write(n, state[n])
-    assert ("expected" in str(err.value)) if fault != "missing last" else ("next missing: empty" in str(err.value))
+    expected = {"wrong order": f"got tensor {names[1]} ",
+                "wrong shape": f"got tensor {names[0]} float32(5, 7), expected {names[0]} float32(7, 5)",
+                "missing last": "4 of 5 tensors were written (next missing: empty)"}[fault]
+    assert expected in str(err.value), str(err.value)
     assert path.read_bytes() == b"earlier output"           # the earlier file is untouched
     assert [p.name for p in tmp_path.iterdir()] == [path.name]   # and no temporary file is left
 
