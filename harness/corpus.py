@@ -17,7 +17,6 @@ from harness.errors import BadInput
 
 ENGLISH_TEXT = Path(__file__).resolve().parent.parent / "data" / "english" / "rust_book.txt"
 TOKENIZER_NAME = "all-MiniLM-L6-v2 WordPiece (uncased, 30522)"
-TOKENIZER_VOCAB = 30522
 
 
 @functools.lru_cache(maxsize=2)

@@ -37,10 +37,9 @@ from harness.distill import RULE, StepSetup, adam_weight_decay_reference
 from harness.distill_cases import DistillCase
 from harness.init import init_state
 from harness.metrics import max_abs, relative
-from harness.runner import Row, _limited, _row, gate, guarded, make_inputs
+from harness.runner import FRAMEWORK_ORDER, Row, _limited, _row, gate, guarded, make_inputs
 from harness.tolerances import Tolerances, load_tolerances
 
-FRAMEWORK_ORDER = ("pt", "ms")
 _TEACHER_STREAM, _HEADS_STREAM = 1, 2   # numpy streams of the case seed (the student's bert uses the seed itself)
 
 

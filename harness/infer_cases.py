@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness.cases import check_keys, load_case_table
 from harness.config import CASES_DIR, ModelConfig, load_presets
-from harness.corpus import TOKENIZER_VOCAB
+from harness.tokenizer import TOKENIZER_VOCAB
 from harness.errors import BadInput
 from harness.plan import METHODS, SAMPLINGS, validate
 
@@ -51,8 +51,6 @@ class InferCase:
     dtypes: tuple[str, ...] = ("fp32", "fp16")
     marks: tuple[str, ...] = ()
     suffix: str = ""
-
-    family = "gpt2"
 
     @property
     def id(self) -> str:

@@ -32,18 +32,19 @@ from typing import Callable
 
 import numpy as np
 
+from harness import frameworks
 from harness.corpus import TOKENIZER_NAME, english_ids, seeded_ids, windows
 from harness.infer_cases import InferCase
 from harness.init import init_state
 from harness.kinds import INFERENCE
 from harness.lm_eval import Generation, first_divergence, greedy, next_token_nll
 from harness.metrics import max_abs, relative
-from harness.runner import Row, _resource, gate, guarded, layer_names
+from harness.runner import Row, _limited, _resource, _row, gate, guarded, layer_names
 from harness.tolerances import Tolerances, load_tolerances
 
 QUANTITIES = INFERENCE.quantities      # logits, greedy, perplexity
 BACKENDS = ("pt", "ms", "ort")
-NAMES = {"pt": "PyTorch", "ms": "MindSpore", "ort": "ONNX Runtime"}
+NAMES = {**frameworks.NAMES, "ort": "ONNX Runtime"}
 PAIRS = (("ort", "pt"), ("ms", "pt"))   # (got, reference)
 DTYPES = {"fp32": "float32", "fp16": "float16"}
 PAD_ID = 0                             # [PAD] of MiniLM's tokenizer
@@ -53,15 +54,6 @@ PAD_ID = 0                             # [PAD] of MiniLM's tokenizer
 class InferHooks:
     onnx: Callable[[str, Path], None] | None = None
     state: Callable[[str, str, dict], dict | None] | None = None
-
-
-def _limit(tol: Tolerances, case_id: str, quantity: str, key: str, dtype: str) -> tuple[float | None, str]:
-    limit = tol.limit(case_id, quantity, key, dtype)
-    return limit.value, (f" [limit: {limit.reason}]" if limit.reason else "")
-
-
-def _row(case_id, quantity, metric, value, limit=None, detail="", status=None) -> Row:
-    return Row(case_id, quantity, metric, value, limit, status or gate(value, limit), detail)
 
 
 # -- inputs -----------------------------------------------------------------------------
@@ -194,13 +186,13 @@ def _logits_rows(case: InferCase, dtype: str, errors: dict, padded: dict, keep: 
         err.add(padded[got]["logits"][keep], padded[ref]["logits"][keep])
         title = f"{NAMES[got]} vs {NAMES[ref]}, {dtype} logits"
         where = f"{inputs_detail}; plus a padded batch of {case.batch} (unpadded positions)"
-        limit, why = _limit(tol, cid, "logits", f"{got}_vs_{ref}.relative", dtype)
+        limit, why = _limited(tol, cid, "logits", f"{got}_vs_{ref}.relative", dtype)
         rows.append(_row(cid, "logits", f"{dtype}.{got}_vs_{ref}.relative", err.relative, limit,
                          f"{title}: max |diff| / max |{NAMES[ref]}|; {where}" + why))
         rows.append(_row(cid, "logits", f"{dtype}.{got}_vs_{ref}.max_abs", err.diff, None, f"{title}; {where}"))
         rows.append(_row(cid, "logits", f"{dtype}.{got}_vs_{ref}.argmax_agree", err.agree / max(err.positions, 1),
                          None, f"{title}: fraction of positions with the same top token"))
-        limit, why = _limit(tol, cid, "logits", f"{got}_vs_{ref}.hidden_relative", dtype)
+        limit, why = _limited(tol, cid, "logits", f"{got}_vs_{ref}.hidden_relative", dtype)
         layer_errors = [relative(g[keep], r[keep])
                         for g, r in zip(padded[got]["hidden_states"], padded[ref]["hidden_states"])]
         over = [(n, e) for n, e in zip(names, layer_errors) if gate(e, limit) == "fail"]
@@ -218,7 +210,7 @@ def _greedy_rows(case: InferCase, dtype: str, backends: dict[str, _Backend], pro
     gens: dict[str, Generation] = {name: greedy(b.forward, prompts, case.greedy) for name, b in backends.items()}
     for got, ref in PAIRS:
         div = first_divergence(gens[got].tokens, gens[ref].tokens)
-        limit, why = _limit(tol, cid, "greedy", f"{got}_vs_{ref}.diverged", dtype)
+        limit, why = _limited(tol, cid, "greedy", f"{got}_vs_{ref}.diverged", dtype)
         if div:
             i, j = div[0]
             detail = (f"{len(div)} of {len(prompts)} sequences differ; first: sequence {i} at generated token {j} "
@@ -249,7 +241,7 @@ def _perplexity_rows(case: InferCase, dtype: str, nll: dict, inputs_detail: str,
         rows.append(_row(cid, "perplexity", f"{dtype}.{name}.loss", loss, None, what))
         rows.append(_row(cid, "perplexity", f"{dtype}.{name}.perplexity", ppl[name], None, what))
     for got, ref in PAIRS:
-        limit, why = _limit(tol, cid, "perplexity", f"{got}_vs_{ref}.relative", dtype)
+        limit, why = _limited(tol, cid, "perplexity", f"{got}_vs_{ref}.relative", dtype)
         rows.append(_row(cid, "perplexity", f"{dtype}.{got}_vs_{ref}.relative", abs(ppl[got] - ppl[ref]) / ppl[ref],
                          limit, f"|ppl {NAMES[got]} - ppl {NAMES[ref]}| / ppl {NAMES[ref]}, {dtype}: "
                                 f"{ppl[got]:.6g} vs {ppl[ref]:.6g}" + why))
@@ -320,7 +312,7 @@ def _measure(case: InferCase, case_dir: Path, hooks: InferHooks, tol: Tolerances
                              relative(results["fp16"].padded_logits[name], results["fp32"].padded_logits[name]), None,
                              f"{NAMES[name]} fp16 vs {NAMES[name]} fp32 logits, padded batch (unpadded positions)"))
             p32, p16 = (math.exp(results[d].nll[name][0] / results[d].nll[name][1]) for d in ("fp32", "fp16"))
-            limit, why = _limit(tol, cid, "perplexity", "fp16_gap", "fp16")
+            limit, why = _limited(tol, cid, "perplexity", "fp16_gap", "fp16")
             rows.append(_row(cid, "perplexity", f"fp16_gap.{name}", abs(p16 - p32) / p32, limit,
                              f"{NAMES[name]}: |ppl fp16 - ppl fp32| / ppl fp32 = |{p16:.6g} - {p32:.6g}| / {p32:.6g} "
                              "(the reference guide: 29.383 vs 29.372 for pretrained GPT-2 small)" + why))

@@ -23,8 +23,7 @@ SHARDS = ".shards"
 
 def _write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
-        Path(tmp).chmod(0o644)   # a CI artifact, readable like any report (mkstemp makes 0600)
+        Path(tmp).write_text(text)   # atomic_path gives it the mode any new file gets (umask)
 
 
 # -- the CSV, and values read back from it ---------------------------------------------

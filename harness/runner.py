@@ -36,12 +36,12 @@ from harness.kinds import GROWTH
 from harness.metrics import cosine, max_abs, relative, ulp_distance
 from harness.plan import GrowthPlan, build_plan
 from harness.recipe import compile_recipes
+from harness.tokenizer import TOKENIZER_VOCAB
 from harness.tolerances import STAGES, Tolerances, load_tolerances
 
 QUANTITIES = GROWTH.quantities   # param, output, layers, preservation, time, size, hash
 FRAMEWORK_ORDER = ("pt", "ms")   # PyTorch first: its weights file is the reference the MindSpore state meets
 BATCH, TOKENS = 4, 24            # inputs: small, because MindSpore PyNative forward is slow
-TOKENIZER_VOCAB = 30522          # MiniLM's tokenizer: its ids fit only models with at least this vocabulary
 
 
 @dataclasses.dataclass
@@ -104,8 +104,9 @@ def failure_message(case_id: str, quantity: str, rows: list[Row]) -> str | None:
     return f"{len(failed)} {quantity} check(s) failed:\n" + "\n".join(lines)
 
 
-def _limited(tol: Tolerances, case_id: str, quantity: str, key: str) -> tuple[float | None, str]:
-    limit = tol.limit(case_id, quantity, key)
+def _limited(tol: Tolerances, case_id: str, quantity: str, key: str,
+             dtype: str = "fp32") -> tuple[float | None, str]:
+    limit = tol.limit(case_id, quantity, key, dtype)
     return limit.value, (f" [limit: {limit.reason}]" if limit.reason else "")
 
 

@@ -5,6 +5,8 @@ from pathlib import Path
 
 from harness.errors import BadInput
 
+TOKENIZER_VOCAB = 30522   # MiniLM's WordPiece vocabulary: its ids fit only models with at least this many
+
 SENTENCES = (
     "The quick brown fox jumps over the lazy dog.",
     "I like it.",

@@ -30,8 +30,7 @@ from harness.config import preset  # noqa: E402
 from harness.errors import BadInput  # noqa: E402
 from harness.init import init_state  # noqa: E402
 
-NAMES = {"pt": "PyTorch", "ms": "MindSpore", "ort": "ONNX Runtime"}
-DTYPES = {"fp32": "float32", "fp16": "float16"}
+from harness.infer_runner import DTYPES, NAMES  # noqa: E402
 
 
 def shapes(batches: list[int], seq: int, max_tokens: int) -> list[tuple[int, int]]:
@@ -50,9 +49,10 @@ def forward_fn(name: str, cfg, state: dict, dtype: str, workdir: Path):
     start = time.perf_counter()
     if name == "ort":
         from harness.onnx_backend import OrtModel, export_gpt2
-        path = export_gpt2(cfg, state, workdir / "onnx", DTYPES[dtype], hidden_states=False)
+        # hidden states too: PyTorch's and MindSpore's run_forward return them, so all do the same work
+        path = export_gpt2(cfg, state, workdir / "onnx", DTYPES[dtype], hidden_states=True)
         model = OrtModel(path, cfg)
-        return model.run_forward, time.perf_counter() - start, f"{model.threads} intra-op threads, logits only"
+        return model.run_forward, time.perf_counter() - start, f"{model.threads} intra-op threads"
     from harness import frameworks
     fw = frameworks.load(name)
     model = fw.models.build_model(cfg)
