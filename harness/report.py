@@ -86,13 +86,19 @@ def _mb(n) -> str:
     return f"{n / 1e6:,.1f}" if isinstance(n, (int, float)) else "-"
 
 
+def _rows_of(rows: list[Row], kind) -> list[Row]:
+    """Every row (its "run" error row included) of the cases that measured any of kind's quantities;
+    each kind's summary table takes these, so the same rule decides for all of them."""
+    cases = {r.case for r in rows if r.quantity in kind.quantities}
+    return [r for r in rows if r.case in cases]
+
+
 def summary(rows: list[Row]) -> list[dict[str, str]]:
     """One dict per growth case, in the order cases first appear in `rows` (other kinds' cases,
     which have none of the growth quantities, get their own tables)."""
-    growth = {r.case for r in rows if r.quantity in GROWTH.quantities}
     by_case: dict[str, dict[tuple[str, str], Row]] = {}
     status: dict[str, str] = {}
-    for r in (r for r in rows if r.case in growth):
+    for r in _rows_of(rows, GROWTH):
         by_case.setdefault(r.case, {})[(r.quantity, r.metric)] = r
         if r.status == "fail":
             status[r.case] = "FAIL"
@@ -129,9 +135,8 @@ def summary(rows: list[Row]) -> list[dict[str, str]]:
 def distill_summary(rows: list[Row]) -> list[dict[str, str]]:
     """One dict per distillation case (harness/distill_runner.py), in the order cases first appear."""
     by_case: dict[str, dict[tuple[str, str], Row]] = {}
-    for r in rows:
-        if r.quantity in DISTILL.quantities:
-            by_case.setdefault(r.case, {})[(r.quantity, r.metric)] = r
+    for r in _rows_of(rows, DISTILL):
+        by_case.setdefault(r.case, {})[(r.quantity, r.metric)] = r
     out = []
     for case, got in by_case.items():
         def v(quantity, metric):
@@ -141,7 +146,7 @@ def distill_summary(rows: list[Row]) -> list[dict[str, str]]:
         terms = [(r.value, m.removesuffix(".relative")) for (q, m), r in got.items()
                  if q == "loss" and m.endswith(".relative") and not isinstance(r.value, str)]
         worst_term = max(terms) if terms else (None, "-")
-        failed = sorted({q for (q, _), r in got.items() if r.status == "fail"}, key=DISTILL.quantities.index)
+        failed = sorted({q for (q, _), r in got.items() if r.status == "fail"}, key=(*DISTILL.quantities, "run").index)
         out.append({
             "case": case,
             "stage": _fmt(v("loss", "setup")),
@@ -159,9 +164,8 @@ def distill_summary(rows: list[Row]) -> list[dict[str, str]]:
 def infer_summary(rows: list[Row]) -> list[dict[str, str]]:
     """One dict per inference case (PyTorch, MindSpore, ONNX Runtime), in order of appearance."""
     by_case: dict[str, dict[str, Row]] = {}
-    for r in rows:
-        if r.quantity in INFERENCE.quantities or (r.quantity == "run" and r.case.endswith("_onnx")):
-            by_case.setdefault(r.case, {})[f"{r.quantity}:{r.metric}"] = r
+    for r in _rows_of(rows, INFERENCE):
+        by_case.setdefault(r.case, {})[f"{r.quantity}:{r.metric}"] = r
 
     out = []
     for case, got in by_case.items():
