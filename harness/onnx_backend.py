@@ -33,6 +33,7 @@ import numpy as np
 
 from harness.config import ModelConfig
 from harness.errors import BadInput
+from harness.writers import commit, discard, temp_beside
 
 MODEL_NAME = "model.onnx"
 OPSET = 20                      # LayerNormalization needs >= 17; onnxruntime 1.31 runs up to 23
@@ -59,21 +60,6 @@ def _quiet_exporter():
     finally:
         for n, level in saved.items():
             logging.getLogger(n).setLevel(level)
-
-
-def _publish(tmp: Path, out_dir: Path) -> None:
-    """fsync the files of a finished temporary folder, give it the umask's modes (mkdtemp makes
-    0700), and rename it to out_dir (replacing an earlier one)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in tmp.iterdir():
-        os.chmod(path, 0o666 & ~umask)
-        with open(path, "rb+") as f:
-            os.fsync(f.fileno())
-    os.chmod(tmp, 0o777 & ~umask)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
 
 
 def export_gpt2(cfg: ModelConfig, state: dict[str, np.ndarray], out_dir: Path, dtype: str = "float32",
@@ -111,7 +97,7 @@ def export_gpt2(cfg: ModelConfig, state: dict[str, np.ndarray], out_dir: Path, d
     seq = torch.export.Dim("seq", min=1, max=cfg.positions)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    tmp = temp_beside(out_dir, folder=True)
     try:
         with _quiet_exporter(), torch.no_grad():
             program = torch.onnx.export(
@@ -120,9 +106,9 @@ def export_gpt2(cfg: ModelConfig, state: dict[str, np.ndarray], out_dir: Path, d
                 dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}})
             program.save(str(tmp / MODEL_NAME))
         del program
-        _publish(tmp, out_dir)
+        commit(tmp, out_dir)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        discard(tmp)
         raise
     return out_dir / MODEL_NAME
 
@@ -137,13 +123,13 @@ def _digest(state: dict[str, np.ndarray]) -> str:
 
 
 def _copy_folder(src: Path, out_dir: Path) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    tmp = temp_beside(out_dir, folder=True)
     try:
         for path in src.iterdir():
             shutil.copyfile(path, tmp / path.name)
-        _publish(tmp, out_dir)
+        commit(tmp, out_dir)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        discard(tmp)
         raise
 
 

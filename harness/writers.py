@@ -15,6 +15,7 @@ import glob
 import json
 import os
 import secrets
+import shutil
 import struct
 from pathlib import Path
 
@@ -53,11 +54,8 @@ def remove_stale_temps(final: Path) -> list[Path]:
             pass
         except PermissionError:
             continue
-        try:
-            path.unlink()
-            removed.append(path)
-        except FileNotFoundError:
-            pass
+        discard(path)
+        removed.append(path)
     return removed
 
 
@@ -75,18 +73,21 @@ def discard_live() -> list[Path]:
     return removed
 
 
-def temp_beside(final: Path) -> Path:
-    """A new empty temporary file beside `final`, named after it and this process's pid and
-    keeping its suffix (MindSpore appends .ckpt otherwise); stale temporaries of dead
+def temp_beside(final: Path, folder: bool = False) -> Path:
+    """A new empty temporary file (or folder) beside `final`, named after it and this process's
+    pid and keeping its suffix (MindSpore appends .ckpt otherwise); stale temporaries of dead
     writers of `final` are removed first. The name is registered (see discard_live) before
-    the file exists, so no interrupt can leave it unregistered."""
+    it exists, so no interrupt can leave it unregistered."""
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(final)
     while True:
         tmp = final.parent / f"{_temp_prefix(final)}{os.getpid()}.{secrets.token_hex(4)}.partial{final.suffix}"
         _LIVE.add(tmp)
         try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            if folder:
+                os.mkdir(tmp, 0o700)
+            else:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             return tmp
         except FileExistsError:
             _LIVE.discard(tmp)
@@ -103,13 +104,19 @@ def as_bad_input(error: OSError, final: Path, tmp: Path | None) -> BadInput:
 
 
 def commit(tmp: Path, final: Path) -> None:
-    """fsync tmp, give it the mode any new file gets (0666 less the umask; mkstemp makes 0600),
-    rename it to final and fsync the folder."""
+    """fsync tmp, give it the mode any new file gets (0666 less the umask; temporaries are
+    private), rename it to final and fsync the folder. A temporary folder (temp_beside(...,
+    folder=True)) has each of its files so treated and replaces an earlier folder `final`."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
+    for path in (tmp.iterdir() if tmp.is_dir() else (tmp,)):
+        os.chmod(path, 0o666 & ~umask)
+        with open(path, "rb+") as f:
+            os.fsync(f.fileno())
+    if tmp.is_dir():
+        os.chmod(tmp, 0o777 & ~umask)
+        if final.is_dir():
+            shutil.rmtree(final)
     os.replace(tmp, final)
     _LIVE.discard(tmp)
     dir_fd = os.open(final.parent, os.O_RDONLY)
@@ -120,6 +127,8 @@ def commit(tmp: Path, final: Path) -> None:
 
 
 def discard(tmp: Path) -> None:
+    if tmp.is_dir() and not tmp.is_symlink():
+        shutil.rmtree(tmp, ignore_errors=True)
     try:
         os.unlink(tmp)
     except FileNotFoundError:

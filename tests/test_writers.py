@@ -93,3 +93,20 @@ def test_ckpt_refuses_an_empty_tensor_it_could_not_keep(tmp_path):
         with CkptStream(tmp_path / "m.ckpt") as w:
             w.write("empty", np.zeros((0, 4), np.float32))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_temporary_folder_replaces_an_earlier_one_whole_or_not_at_all(tmp_path):
+    from harness.writers import _LIVE, commit, discard, temp_beside
+    final = tmp_path / "onnx_fp32"
+    final.mkdir()
+    (final / "old.onnx").write_bytes(b"earlier")
+    tmp = temp_beside(final, folder=True)
+    (tmp / "model.onnx").write_bytes(b"new")
+    assert tmp in _LIVE and tmp.name.startswith(f".onnx_fp32.{__import__('os').getpid()}.")
+    commit(tmp, final)
+    assert [p.name for p in final.iterdir()] == ["model.onnx"] and tmp not in _LIVE
+    failed = temp_beside(final, folder=True)
+    (failed / "model.onnx").write_bytes(b"half")
+    discard(failed)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["onnx_fp32"]
+    assert (final / "model.onnx").read_bytes() == b"new"
