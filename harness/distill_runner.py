@@ -37,7 +37,7 @@ from harness.distill import RULE, StepSetup, adam_weight_decay_reference
 from harness.distill_cases import DistillCase
 from harness.init import init_state
 from harness.metrics import max_abs, relative
-from harness.runner import FRAMEWORK_ORDER, Row, _limited, _row, gate, guarded, make_inputs
+from harness.runner import FRAMEWORK_ORDER, Row, _limited, _row, first_and_worst, guarded, make_inputs
 from harness.tolerances import Tolerances, load_tolerances
 
 _TEACHER_STREAM, _HEADS_STREAM = 1, 2   # numpy streams of the case seed (the student's bert uses the seed itself)
@@ -155,12 +155,10 @@ def _worst_and_first(case_id: str, quantity: str, metric: str, errors: dict[str,
     order of `errors`) over the limit. NaN counts as over."""
     if not errors:
         return _row(case_id, quantity, metric, float("nan"), limit, f"no {what} compared{why}", "fail")
-    over = [(n, e) for n, e in errors.items() if gate(e, limit) == "fail"]
-    worst = max(errors, key=lambda n: (np.isnan(errors[n]), errors[n]))
-    first = f"{over[0][0]} ({over[0][1]:.3g} > {limit:g})" if over else "none"
+    worst, first, n_over = first_and_worst(errors, limit)
     return _row(case_id, quantity, metric, errors[worst], limit,
                 f"first {what} over limit (model parameter order): {first}; worst: {worst} ({errors[worst]:.3g}); "
-                f"{len(over)} of {len(errors)} over; max |MS - PT| / max |PT| per tensor{why}")
+                f"{n_over} of {len(errors)} over; max |MS - PT| / max |PT| per tensor{why}")
 
 
 def compare_grads(case_id: str, pt: Mapping[str, np.ndarray], ms: Mapping[str, np.ndarray], tol: Tolerances,

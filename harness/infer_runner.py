@@ -39,7 +39,7 @@ from harness.init import init_state
 from harness.kinds import INFERENCE
 from harness.lm_eval import Generation, first_divergence, greedy, next_token_nll
 from harness.metrics import max_abs, relative
-from harness.runner import Row, _limited, _resource, _row, gate, guarded, layer_names
+from harness.runner import Row, _limited, _resource, _row, first_and_worst, guarded, layer_names
 from harness.tolerances import Tolerances, load_tolerances
 
 QUANTITIES = INFERENCE.quantities      # logits, greedy, perplexity
@@ -195,12 +195,11 @@ def _logits_rows(case: InferCase, dtype: str, errors: dict, padded: dict, keep: 
         limit, why = _limited(tol, cid, "logits", f"{got}_vs_{ref}.hidden_relative", dtype)
         layer_errors = [relative(g[keep], r[keep])
                         for g, r in zip(padded[got]["hidden_states"], padded[ref]["hidden_states"])]
-        over = [(n, e) for n, e in zip(names, layer_errors) if gate(e, limit) == "fail"]
-        worst = int(np.argmax(layer_errors))
-        first = f"{over[0][0]} ({over[0][1]:.3g} > {limit:g})" if over else "none"
-        rows.append(_row(cid, "logits", f"{dtype}.{got}_vs_{ref}.hidden_relative", layer_errors[worst], limit,
+        by_name = dict(zip(names, layer_errors))
+        worst, first, _ = first_and_worst(by_name, limit)
+        rows.append(_row(cid, "logits", f"{dtype}.{got}_vs_{ref}.hidden_relative", by_name[worst], limit,
                          f"{NAMES[got]} vs {NAMES[ref]}, {dtype} hidden states on the padded batch: first over "
-                         f"limit: {first}; worst: {names[worst]} of {len(names)}" + why))
+                         f"limit: {first}; worst: {worst} of {len(names)}" + why))
     return rows
 
 

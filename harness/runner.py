@@ -104,6 +104,15 @@ def failure_message(case_id: str, quantity: str, rows: list[Row]) -> str | None:
     return f"{len(failed)} {quantity} check(s) failed:\n" + "\n".join(lines)
 
 
+def first_and_worst(errors: dict[str, float], limit: float | None) -> tuple[str, str, int]:
+    """Over errors (name -> value, in a meaningful order): the worst name (NaN counts as worst),
+    the first name over the limit as "name (value > limit)" or "none", and how many are over."""
+    over = [(n, e) for n, e in errors.items() if gate(e, limit) == "fail"]
+    worst = max(errors, key=lambda n: (bool(np.isnan(errors[n])), errors[n]))
+    first = f"{over[0][0]} ({over[0][1]:.3g} > {limit:g})" if over else "none"
+    return worst, first, len(over)
+
+
 def _limited(tol: Tolerances, case_id: str, quantity: str, key: str,
              dtype: str = "fp32") -> tuple[float | None, str]:
     limit = tol.limit(case_id, quantity, key, dtype)
@@ -217,11 +226,10 @@ def compare_outputs(case_id: str, family: str, ref: dict, got: dict, keep: np.nd
     errors = [relative(g[keep], r[keep]) for g, r in zip(got["hidden_states"], ref["hidden_states"])]
     for name, err in zip(names, errors):
         rows.append(_row(case_id, "layers", f"{name}.relative", err, limit, f"{got_name} vs {ref_name}" + why))
-    over = [(n, e) for n, e in zip(names, errors) if gate(e, limit) == "fail"]
-    worst = int(np.argmax(errors))
-    first = f"{over[0][0]} ({over[0][1]:.3g} > {limit:g})" if over else "none"
-    rows.append(_row(case_id, "layers", "worst.relative", errors[worst], limit,
-                     f"first layer over limit: {first}; worst: {names[worst]} ({errors[worst]:.3g}) "
+    by_name = dict(zip(names, errors))
+    worst, first, _ = first_and_worst(by_name, limit)
+    rows.append(_row(case_id, "layers", "worst.relative", by_name[worst], limit,
+                     f"first layer over limit: {first}; worst: {worst} ({by_name[worst]:.3g}) "
                      f"of {len(names)} hidden states" + why))
     return rows
 
