@@ -7,12 +7,22 @@
 
 Every writer writes to a temporary name beside the final one; leaving the `with` block normally
 fsyncs and renames it into place, an error (or Ctrl-C) removes it. Each array is written from its
-own memory (one copy, into the page cache), never serialised into a second buffer first.
+own memory, never serialised into a second copy of the tensor first.
+
+Where the file system allows it (Linux, not tmpfs), the bytes go to disk with O_DIRECT through a
+small page-aligned staging buffer instead of through the page cache: a 6 GB checkpoint then
+takes no 6 GB of page cache (which would evict the user's cached files, and which on this
+project's VM costs a host page fault per page: buffered writes of 4 GB took 1.3 to 10.6 s
+depending on the memory's history, direct ones 1.8 to 2.4 s; measured). Elsewhere, and if the
+file system refuses O_DIRECT, the writer falls back to ordinary buffered writes.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import glob
 import json
+import mmap
 import os
 import secrets
 import shutil
@@ -28,6 +38,9 @@ ST_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(
 CKPT_DTYPES = {np.dtype(np.float32): "Float32", np.dtype(np.float16): "Float16", np.dtype(np.int64): "Int64",
                np.dtype(np.int32): "Int32", np.dtype(np.float64): "Float64"}
 CKPT_CHUNK = 512 * 1024 * 1024   # mindspore.train.serialization: 1024 * SLICE_SIZE bytes per Value
+O_DIRECT = getattr(os, "O_DIRECT", 0)   # 0 where the platform has none: buffered writes only
+DIRECT_ALIGN = 4096                      # buffer address, file offset and length (any block size up to 4 KiB)
+DIRECT_STAGE = 8 * 1024 * 1024           # bytes staged per direct write (measured: 8 and 32 MiB both ~2 GB/s here)
 
 
 # -- the temporary file ------------------------------------------------------------
@@ -172,10 +185,14 @@ class StreamWriter(_Committed):
     def __init__(self, path: Path):
         self.path = Path(path)
         self.tmp, self.fd = None, -1
+        self._stage: mmap.mmap | None = None   # page-aligned staging buffer while writing with O_DIRECT
+        self._staged = 0                         # bytes in the staging buffer
+        self._flushed = 0                        # bytes written from it to the file
         try:
             self.tmp = temp_beside(self.path)
-            self.fd = os.open(self.tmp, os.O_WRONLY)
+            self.fd = self._open(self.tmp)
         except BaseException as e:   # OSError, or an interrupt before the caller's `with` holds us
+            self._release_stage()
             if self.tmp is not None:
                 discard(self.tmp)
             if isinstance(e, OSError):
@@ -184,12 +201,92 @@ class StreamWriter(_Committed):
         self.bytes = 0
         self.after_commit: list = []   # callables run once the file is in place (e.g. write config.json)
 
+    def _open(self, tmp: Path) -> int:
+        if O_DIRECT:
+            try:
+                fd = os.open(tmp, os.O_WRONLY | O_DIRECT)
+            except OSError as e:
+                if e.errno != errno.EINVAL:    # EINVAL: this file system has no direct I/O
+                    raise
+            else:
+                try:
+                    self._stage = mmap.mmap(-1, DIRECT_STAGE)
+                except BaseException:
+                    os.close(fd)
+                    raise
+                return fd
+        return os.open(tmp, os.O_WRONLY)
+
+    @property
+    def direct(self) -> bool:
+        """True while the bytes go to disk with O_DIRECT."""
+        return self._stage is not None
+
     def _out(self, data) -> None:
+        view = memoryview(data)
+        nbytes = view.nbytes
         try:
-            _write_all(self.fd, data)
+            if self._stage is None:
+                _write_all(self.fd, view)
+            elif nbytes:
+                view = view.cast("B")
+                while view:
+                    n = min(len(view), DIRECT_STAGE - self._staged)
+                    self._stage[self._staged:self._staged + n] = view[:n]
+                    self._staged += n
+                    view = view[n:]
+                    if self._staged == DIRECT_STAGE:
+                        self._flush_stage()
+                        if self._stage is None:        # direct I/O refused: the rest buffered
+                            _write_all(self.fd, view)
+                            break
         except OSError as e:   # disk full, file too large: the caller aborts (removes the file)
             raise as_bad_input(e, self.path, self.tmp) from None
-        self.bytes += memoryview(data).nbytes
+        self.bytes += nbytes
+
+    def _flush_stage(self, last: bool = False) -> None:
+        """Write the staged bytes; the last block is padded to DIRECT_ALIGN (close() truncates the
+        file to its true length). A file system that refuses the direct write (EINVAL) gets this
+        and every later write buffered."""
+        stage, n = self._stage, self._staged
+        assert stage is not None
+        padded = -(-n // DIRECT_ALIGN) * DIRECT_ALIGN if last else n   # the pad: stale bytes, cut off
+        refused = False
+        with memoryview(stage) as view:
+            try:
+                _write_all(self.fd, view[:padded])
+            except OSError as e:
+                if e.errno != errno.EINVAL:
+                    raise
+                refused = True
+                fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) & ~O_DIRECT)
+                os.lseek(self.fd, self._flushed, os.SEEK_SET)
+                _write_all(self.fd, view[:n])
+        self._flushed += n if refused else padded
+        self._staged = 0
+        if refused:
+            self._release_stage()
+
+    def _release_stage(self) -> None:
+        if self._stage is not None:
+            try:
+                self._stage.close()
+            except BufferError:   # a view of it lives on in an exception's traceback: freed with it
+                pass
+            self._stage = None
+
+    def _flush_last(self) -> None:
+        """The staged rest, then the file cut to the bytes written (the padding goes)."""
+        if self._stage is None:
+            return
+        try:
+            if self._staged:
+                self._flush_stage(last=True)
+            os.ftruncate(self.fd, self.bytes)
+        except OSError as e:
+            raise as_bad_input(e, self.path, self.tmp) from None
+        finally:
+            self._release_stage()
 
     def write(self, name: str, array: np.ndarray) -> None:
         raise NotImplementedError
@@ -200,6 +297,7 @@ class StreamWriter(_Committed):
     def close(self) -> Path:
         try:
             self._finish()
+            self._flush_last()
         except BaseException:
             self.abort()
             raise
@@ -218,6 +316,7 @@ class StreamWriter(_Committed):
         return self.path
 
     def abort(self) -> None:
+        self._release_stage()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

@@ -353,10 +353,15 @@ def test_disk_full_mid_save_leaves_earlier_outputs_untouched(tmp_path, capsys, f
     assert _listing(tmp_path) == before             # byte-identical, no temporary file left
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "buffered"])
 @pytest.mark.parametrize("framework", ["pt", "ms"])
-def test_interrupt_inside_a_writer_leaves_no_temporary_file(tmp_path, monkeypatch, framework):
-    """Ctrl-C between two tensors of a save: the temporary file is removed, nothing else written."""
+def test_interrupt_inside_a_writer_leaves_no_temporary_file(tmp_path, monkeypatch, framework, direct):
+    """Ctrl-C between two writes of a save: the temporary file is removed, nothing else written."""
     from harness import writers
+    if direct:
+        monkeypatch.setattr(writers, "DIRECT_STAGE", 4096)   # many direct writes for a tiny model
+    else:
+        monkeypatch.setattr(writers, "O_DIRECT", 0)
     calls = []
     real = writers._write_all
 

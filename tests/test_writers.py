@@ -110,3 +110,87 @@ def test_a_temporary_folder_replaces_an_earlier_one_whole_or_not_at_all(tmp_path
     discard(failed)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["onnx_fp32"]
     assert (final / "model.onnx").read_bytes() == b"new"
+
+
+# -- direct I/O ----------------------------------------------------------------------
+def _direct_state(rng):
+    """Tensors whose sizes straddle the (patched) 8 KiB staging buffer and 4 KiB blocks."""
+    return {"a": rng.standard_normal(1000, dtype=np.float32),        # 4000 bytes
+            "b": rng.standard_normal((33, 100), dtype=np.float32),   # 13200: crosses a stage boundary
+            "c": rng.standard_normal(2048, dtype=np.float32),        # exactly 8192
+            "d": rng.standard_normal(3, dtype=np.float32)}           # a short tail: padded, then cut
+
+
+def _write_st(path, state):
+    with SafetensorsStream(path, [(n, a.shape, a.dtype) for n, a in state.items()]) as w:
+        direct = w.direct
+        for n, a in state.items():
+            w.write(n, a)
+    return direct, path.read_bytes()
+
+
+def _buffered(monkeypatch):
+    from harness import writers
+    monkeypatch.setattr(writers, "O_DIRECT", 0)
+
+
+def test_direct_writes_give_the_bytes_buffered_writes_give(tmp_path, monkeypatch):
+    from harness import writers
+    if not writers.O_DIRECT:
+        pytest.skip("this platform has no O_DIRECT")
+    monkeypatch.setattr(writers, "DIRECT_STAGE", 8192)
+    state = _direct_state(np.random.default_rng(3))
+    direct, got = _write_st(tmp_path / "direct.safetensors", state)
+    if not direct:
+        pytest.skip(f"the file system of {tmp_path} refuses O_DIRECT")
+    ckpt_direct = _ckpt_bytes(tmp_path / "direct.ckpt", state, chunk=5000)
+    _buffered(monkeypatch)
+    assert (False, got) == _write_st(tmp_path / "buffered.safetensors", state)
+    assert ckpt_direct == _ckpt_bytes(tmp_path / "buffered.ckpt", state, chunk=5000)
+    assert len(got) % 4096 != 0              # the padding of the last block was cut off
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_a_refused_direct_write_falls_back_to_buffered(tmp_path, monkeypatch):
+    """A file system that opens with O_DIRECT but refuses a write (EINVAL, after part of it went
+    through) gets the rest of the file buffered, from where the whole direct writes stopped."""
+    import errno
+    import fcntl
+    import os
+    from harness import writers
+    if not writers.O_DIRECT:
+        pytest.skip("this platform has no O_DIRECT")
+    monkeypatch.setattr(writers, "DIRECT_STAGE", 8192)
+    real_write, calls = writers._write_all, []
+
+    def refuse_the_second_direct_write(fd, data):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & writers.O_DIRECT:
+            calls.append(len(memoryview(data)))
+            if len(calls) == 2:               # a block goes through, then the refusal
+                os.write(fd, memoryview(data)[:4096])
+                raise OSError(errno.EINVAL, "Invalid argument")
+        real_write(fd, data)
+
+    monkeypatch.setattr(writers, "_write_all", refuse_the_second_direct_write)
+    state = _direct_state(np.random.default_rng(4))
+    direct, got = _write_st(tmp_path / "fallback.safetensors", state)
+    if not direct:
+        pytest.skip(f"the file system of {tmp_path} refuses O_DIRECT")
+    assert len(calls) == 2                   # one direct write went through, the second fell back
+    _buffered(monkeypatch)
+    assert got == _write_st(tmp_path / "buffered.safetensors", state)[1]
+    assert os.path.getsize(tmp_path / "fallback.safetensors") == len(got)
+
+
+def test_tmpfs_gets_the_same_bytes(tmp_path):
+    """tmpfs refuses O_DIRECT at open on older kernels (the writer then writes buffered) and takes
+    it on newer ones: either way the file holds the same bytes."""
+    from pathlib import Path
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no /dev/shm (tmpfs) here")
+    import tempfile
+    with tempfile.TemporaryDirectory(dir=shm) as folder:
+        state = _direct_state(np.random.default_rng(5))
+        _, got = _write_st(Path(folder) / "m.safetensors", state)
+        assert _write_st(tmp_path / "m.safetensors", state)[1] == got
