@@ -158,6 +158,21 @@ class ParityRun:
                         "applies to these rows)")
 
 
+@pytest.fixture
+def expect_bad_input():
+    """check(load, path, words): load(path) raises BadInput whose message names the file and
+    holds every one of `words` (the cases-file tests of each kind)."""
+    from harness.errors import BadInput
+
+    def check(load, path, words):
+        with pytest.raises(BadInput) as e:
+            load(path)
+        assert str(path) in e.value.what
+        for word in words:
+            assert word in str(e.value), (word, str(e.value))
+    return check
+
+
 @pytest.fixture(scope="session")
 def parity(request, tmp_path_factory) -> ParityRun:
     keep = os.environ.get("KEEP", "") not in ("", "0")

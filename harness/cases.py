@@ -43,11 +43,7 @@ class Case:
         parts = [self.family, f"{self.src}2{self.dst}", self.method]
         if self.sampling != "paper":
             parts.append(self.sampling)
-        if self.seed != 0:
-            parts.append(f"seed{self.seed}")
-        if self.suffix:
-            parts.append(self.suffix)
-        return "_".join(parts)
+        return "_".join(parts + id_tail(self.seed, self.suffix))
 
     @property
     def all_marks(self) -> tuple[str, ...]:
@@ -99,6 +95,29 @@ def check_keys(row: object, where: str, keys: dict) -> dict:
     return row
 
 
+def check_id_keys(row: dict, where: str, derived_marks: str = "") -> tuple[tuple[str, ...], int, str]:
+    """The keys every cases file shares, checked: marks (only ROW_MARKS; derived_marks says which
+    the kind adds itself), seed >= 0, suffix (a-z, 0-9, _). Returns (marks, seed, suffix)."""
+    marks = row.get("marks", [])
+    for mark in marks:
+        if mark not in ROW_MARKS:
+            raise BadInput(f"{where}: key 'marks': unknown mark {mark!r}",
+                           f"rows may add: {', '.join(ROW_MARKS)}{derived_marks}")
+    seed = row.get("seed", 0)
+    if seed < 0:
+        raise BadInput(f"{where}: key 'seed' must be >= 0, got {seed}", "use e.g. seed = 0")
+    suffix = row.get("suffix", "")
+    if suffix and not _ID_PART.match(suffix):
+        raise BadInput(f"{where}: key 'suffix' {suffix!r} may hold only a-z, 0-9 and _",
+                       "ids must work with pytest -k")
+    return tuple(marks), seed, suffix
+
+
+def id_tail(seed: int, suffix: str) -> list[str]:
+    """The end every case id shares: [seed{seed}] when the seed is not 0, then [suffix]."""
+    return ([f"seed{seed}"] if seed else []) + ([suffix] if suffix else [])
+
+
 def _check_row(row: object, where: str, presets: dict) -> Case:
     check_keys(row, where, _KEYS)
     family = row["family"]
@@ -112,21 +131,11 @@ def _check_row(row: object, where: str, presets: dict) -> Case:
     for key, valid in choices.items():
         if key in row and row[key] not in valid:
             raise BadInput(f"{where}: key {key!r}: unknown {key} {row[key]!r}", f"use one of: {', '.join(valid)}")
-    marks = row.get("marks", [])
-    for mark in marks:
-        if mark not in ROW_MARKS:
-            raise BadInput(f"{where}: key 'marks': unknown mark {mark!r}",
-                           f"rows may add: {', '.join(ROW_MARKS)} (family and method marks are derived)")
-    if row.get("seed", 0) < 0:
-        raise BadInput(f"{where}: key 'seed' must be >= 0, got {row['seed']}", "use e.g. seed = 0")
-    suffix = row.get("suffix", "")
-    if suffix and not _ID_PART.match(suffix):
-        raise BadInput(f"{where}: key 'suffix' {suffix!r} may hold only a-z, 0-9 and _",
-                       "ids must work with pytest -k")
+    marks, seed, suffix = check_id_keys(row, where, " (family and method marks are derived)")
     case = Case(family=family, src=row["src"], dst=row["dst"], method=row["method"],
-                sampling=row.get("sampling", "paper"), seed=row.get("seed", 0),
+                sampling=row.get("sampling", "paper"), seed=seed,
                 source=row.get("source", "seed"), exact=row.get("exact", False),
-                marks=tuple(marks), suffix=suffix)
+                marks=marks, suffix=suffix)
     src, dst = presets[family][case.src], presets[family][case.dst]
     try:
         validate(src, dst, case.method, case.sampling, case.seed)

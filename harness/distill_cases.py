@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from pathlib import Path
 
-from harness.cases import check_keys, load_case_table
+from harness.cases import check_id_keys, check_keys, id_tail, load_case_table
 from harness.config import CASES_DIR, ModelConfig, load_presets
 from harness.distill import StepSetup
 from harness.errors import BadInput
@@ -20,14 +19,12 @@ from harness.errors import BadInput
 DISTILL_TOML = CASES_DIR / "distill.toml"
 STAGES = ("gd", "td")          # general distillation; task distillation (adds the prediction term)
 SOURCES = ("seed", "minilm")   # the teacher: drawn from the seed, or the real MiniLM weights
-ROW_MARKS = ("slow",)
 
 # key -> (types, required); bool is refused where a number is expected (TOML true is not a seed)
 _KEYS = {"stage": (str, True), "teacher": (str, True), "student": (str, True), "source": (str, False),
          "seed": (int, False), "layer_map": (list, False), "num_labels": (int, False),
          "temperature": ((int, float), False), "lr": ((int, float), False),
          "weight_decay": ((int, float), False), "marks": (list, False), "suffix": (str, False)}
-_ID_PART = re.compile(r"^[a-z0-9_]+$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,12 +45,7 @@ class DistillCase:
 
     @property
     def id(self) -> str:
-        parts = [self.student, self.stage, "step"]
-        if self.seed != 0:
-            parts.append(f"seed{self.seed}")
-        if self.suffix:
-            parts.append(self.suffix)
-        return "_".join(parts)
+        return "_".join([self.student, self.stage, "step"] + id_tail(self.seed, self.suffix))
 
     @property
     def all_marks(self) -> tuple[str, ...]:
@@ -133,22 +125,14 @@ def _check_row(row: object, where: str, presets: dict) -> DistillCase:
     num_labels = row.get("num_labels", 2) if td else 0
     if td and num_labels < 2:
         raise BadInput(f"{where}: key 'num_labels' must be >= 2, got {num_labels}", "e.g. num_labels = 2 (SST-2)")
-    marks = row.get("marks", [])
-    for mark in marks:
-        if mark not in ROW_MARKS:
-            raise BadInput(f"{where}: key 'marks': unknown mark {mark!r}", f"rows may add: {', '.join(ROW_MARKS)}")
-    if row.get("seed", 0) < 0:
-        raise BadInput(f"{where}: key 'seed' must be >= 0, got {row['seed']}", "use e.g. seed = 0")
-    suffix = row.get("suffix", "")
-    if suffix and not _ID_PART.match(suffix):
-        raise BadInput(f"{where}: key 'suffix' {suffix!r} may hold only a-z, 0-9 and _", "ids must work with pytest -k")
+    marks, seed, suffix = check_id_keys(row, where)
     layer_map, given = _layer_map(row, where, teacher, student)
     return DistillCase(stage=row["stage"], teacher=row["teacher"], student=row["student"], layer_map=layer_map,
-                       layer_map_given=given, source=source, seed=row.get("seed", 0), num_labels=num_labels,
+                       layer_map_given=given, source=source, seed=seed, num_labels=num_labels,
                        temperature=_positive(row, "temperature", where, 1.0),
                        lr=_positive(row, "lr", where, 1e-4),
                        weight_decay=_positive(row, "weight_decay", where, 0.01, zero_ok=True),
-                       marks=tuple(marks), suffix=suffix)
+                       marks=marks, suffix=suffix)
 
 
 def load_distill_cases(path: Path = DISTILL_TOML) -> list[DistillCase]:

@@ -10,10 +10,9 @@ so `pytest -k onnx` selects every inference case.
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
 
-from harness.cases import check_keys, load_case_table
+from harness.cases import check_id_keys, check_keys, id_tail, load_case_table
 from harness.config import CASES_DIR, ModelConfig, load_presets
 from harness.tokenizer import TOKENIZER_VOCAB
 from harness.errors import BadInput
@@ -22,7 +21,6 @@ from harness.plan import METHODS, SAMPLINGS, validate
 INFER_TOML = CASES_DIR / "inference.toml"
 TEXTS = ("english", "ids")          # the English text (real tokenizer), or seeded ids
 DTYPE_NAMES = ("fp32", "fp16")
-ROW_MARKS = ("slow",)
 
 # key -> (type, required, default)
 _KEYS = {
@@ -32,7 +30,6 @@ _KEYS = {
     "prompt": (int, False, 8), "greedy": (int, False, 8), "dtypes": (list, False, ["fp32", "fp16"]),
     "marks": (list, False, []), "suffix": (str, False, ""),
 }
-_ID_PART = re.compile(r"^[a-z0-9_]+$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +58,7 @@ class InferCase:
                 parts.append(self.sampling)
         else:
             parts.append(self.preset)
-        if self.seed != 0:
-            parts.append(f"seed{self.seed}")
-        if self.suffix:
-            parts.append(self.suffix)
-        return "_".join(parts + ["onnx"])
+        return "_".join(parts + id_tail(self.seed, self.suffix) + ["onnx"])
 
     @property
     def all_marks(self) -> tuple[str, ...]:
@@ -94,18 +87,11 @@ def _check_row(row: object, where: str, presets: dict) -> InferCase:
     for key in ("length", "windows", "batch", "prompt", "greedy"):
         if values[key] < 1:
             raise BadInput(f"{where}: key {key!r} must be >= 1, got {values[key]}", f"set {key} to a positive integer")
-    if values["seed"] < 0:
-        raise BadInput(f"{where}: key 'seed' must be >= 0, got {values['seed']}", "use e.g. seed = 0")
+    check_id_keys(row, where)
     dtypes = values["dtypes"]
     if not dtypes or any(d not in DTYPE_NAMES for d in dtypes) or len(set(dtypes)) != len(dtypes):
         raise BadInput(f"{where}: key 'dtypes' must list some of {', '.join(DTYPE_NAMES)} once each, got {dtypes!r}",
                        'write e.g. dtypes = ["fp32", "fp16"]')
-    for mark in values["marks"]:
-        if mark not in ROW_MARKS:
-            raise BadInput(f"{where}: key 'marks': unknown mark {mark!r}", f"rows may add: {', '.join(ROW_MARKS)}")
-    if values["suffix"] and not _ID_PART.match(values["suffix"]):
-        raise BadInput(f"{where}: key 'suffix' {values['suffix']!r} may hold only a-z, 0-9 and _",
-                       "ids must work with pytest -k")
     cfg = gpt2[values["preset"]]
     if values["length"] > cfg.positions:
         raise BadInput(f"{where}: key 'length': {values['length']} tokens exceed {cfg.name}'s {cfg.positions} positions",
