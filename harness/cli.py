@@ -19,7 +19,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from harness.errors import BadInput  # noqa: E402
+from harness.errors import BadInput, one_line  # noqa: E402
 
 METHODS = ("fpi", "aki")
 SAMPLINGS = ("paper", "balanced")
@@ -207,14 +207,10 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 def _print_error(what: str, fix: str = "") -> None:
-    print(f"error: {_one_line(what)}", file=sys.stderr)
+    print(f"error: {one_line(what)}", file=sys.stderr)
     if fix:
-        print(f"  fix: {_one_line(fix)}", file=sys.stderr)
+        print(f"  fix: {one_line(fix)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,3 +13,8 @@ class BadInput(Exception):
         self.what = what
         self.fix = fix
         super().__init__(what if not fix else f"{what}\n  fix: {fix}")
+
+
+def one_line(text: object) -> str:
+    """`text` (a message or an exception) on one line, runs of whitespace as one space."""
+    return " ".join(str(text).split())

@@ -38,8 +38,7 @@ def expand(framework: str, recipes: list, src_state: dict,
     """Target state from src_state by the recipes; times the expand stage alone."""
     fw = frameworks.load(framework)
     start = time.perf_counter()
-    state = fw.expand.expand(src_state, recipes,
-                             on_tensor=None if on_tensor is None else (lambda name, _tensor: on_tensor(name)))
+    state = fw.expand.expand(src_state, recipes, on_tensor=on_tensor)
     return GrowResult(framework, state, {"expand": time.perf_counter() - start})
 
 

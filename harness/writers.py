@@ -119,19 +119,32 @@ def as_bad_input(error: OSError, final: Path, tmp: Path | None) -> BadInput:
 def commit(tmp: Path, final: Path) -> None:
     """fsync tmp, give it the mode any new file gets (0666 less the umask; temporaries are
     private), rename it to final and fsync the folder. A temporary folder (temp_beside(...,
-    folder=True)) has each of its files so treated and replaces an earlier folder `final`."""
+    folder=True)) has each of its files so treated and replaces an earlier folder `final`: that
+    one is renamed aside (a temporary name, removed as stale if we die) before the new one is
+    renamed in, and only then removed, so one of the two is whole at every moment."""
     umask = os.umask(0)
     os.umask(umask)
     for path in (tmp.iterdir() if tmp.is_dir() else (tmp,)):
         os.chmod(path, 0o666 & ~umask)
         with open(path, "rb+") as f:
             os.fsync(f.fileno())
+    old = None
     if tmp.is_dir():
         os.chmod(tmp, 0o777 & ~umask)
         if final.is_dir():
-            shutil.rmtree(final)
-    os.replace(tmp, final)
+            old = tmp.with_name(tmp.name + ".old")
+            _LIVE.add(old)
+            os.replace(final, old)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        if old is not None:                    # put the earlier folder back
+            os.replace(old, final)
+            _LIVE.discard(old)
+        raise
     _LIVE.discard(tmp)
+    if old is not None:
+        discard(old)
     dir_fd = os.open(final.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -160,30 +173,13 @@ def _write_all(fd: int, data) -> None:
 
 
 # -- writers -------------------------------------------------------------------------
-class _Committed:
-    """`with` commits on a normal exit (close) and removes the file on any exception (abort)."""
+class StreamWriter:
+    """Base: a temporary file open for writing; close() commits it, abort() removes it. As a
+    context manager it commits on a normal exit and removes the file on any exception."""
 
-    def close(self) -> Path:
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb) -> None:
-        if kind is None:
-            self.close()
-        else:
-            self.abort()
-
-
-class StreamWriter(_Committed):
-    """Base: a temporary file open for writing; close() commits it, abort() removes it."""
-
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, direct: bool = True):
         self.path = Path(path)
+        self.want_direct = direct   # False: buffered writes (the benchmark's plain-write floor)
         self.tmp, self.fd = None, -1
         self._stage: mmap.mmap | None = None   # page-aligned staging buffer while writing with O_DIRECT
         self._staged = 0                         # bytes in the staging buffer
@@ -199,10 +195,18 @@ class StreamWriter(_Committed):
                 raise as_bad_input(e, self.path, self.tmp) from None
             raise
         self.bytes = 0
-        self.after_commit: list = []   # callables run once the file is in place (e.g. write config.json)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
 
     def _open(self, tmp: Path) -> int:
-        if O_DIRECT:
+        if O_DIRECT and self.want_direct:
             try:
                 fd = os.open(tmp, os.O_WRONLY | O_DIRECT)
             except OSError as e:
@@ -311,8 +315,6 @@ class StreamWriter(_Committed):
         except BaseException:
             discard(self.tmp)
             raise
-        for then in self.after_commit:
-            then()
         return self.path
 
     def abort(self) -> None:
@@ -334,7 +336,7 @@ class SafetensorsStream(StreamWriter):
     layout order. Equal inputs give byte-identical files."""
 
     def __init__(self, path: Path, layout: list[tuple[str, tuple[int, ...], np.dtype]],
-                 metadata: dict[str, str] | None = None):
+                 metadata: dict[str, str] | None = None, direct: bool = True):
         header: dict[str, object] = {"__metadata__": dict(metadata or {"format": "pt"})}
         offset = 0
         for name, shape, dtype in layout:
@@ -350,7 +352,7 @@ class SafetensorsStream(StreamWriter):
         self.next = 0
         head = json.dumps(header, separators=(",", ":")).encode()
         head += b" " * (-len(head) % 8)
-        super().__init__(path)
+        super().__init__(path, direct)
         try:
             self._out(struct.pack("<Q", len(head)))
             self._out(head)

@@ -49,9 +49,9 @@ def apply_schedule(src_state: dict[str, Tensor], step: Schedule) -> Tensor:
 
 
 def expand(src_state: dict[str, Tensor], recipes: list,
-           on_tensor: Callable[[str, Tensor], None] | None = None) -> dict[str, Tensor]:
-    """Target state (name -> tensor, target table order) from the source state; on_tensor(name,
-    tensor) is called as each target tensor is made (a writer may take it from there)."""
+           on_tensor: Callable[[str], None] | None = None) -> dict[str, Tensor]:
+    """Target state (name -> tensor, target table order) from the source state; on_tensor(name)
+    is called as each target tensor is made (progress)."""
     shapes = {name: tuple(t.shape) for name, t in src_state.items()}
     target: dict[str, Tensor] = {}
     for recipe in recipes:
@@ -60,5 +60,5 @@ def expand(src_state: dict[str, Tensor], recipes: list,
         else:
             target[recipe.name] = apply_schedule(src_state, schedule(recipe, shapes))
         if on_tensor is not None:
-            on_tensor(recipe.name, target[recipe.name])
+            on_tensor(recipe.name)
     return target

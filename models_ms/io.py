@@ -13,8 +13,7 @@ import numpy as np
 from harness.checkpoint import CONFIG_NAME, load_checkpoint, write_json
 from harness.config import ModelConfig
 # mirror: framework
-from harness.checkpoint import CKPT_NAME
-from harness.writers import CkptStream, StreamWriter
+from harness.checkpoint import CKPT_NAME, write_ckpt
 from mindspore import Tensor
 
 WEIGHTS_NAME = CKPT_NAME
@@ -28,31 +27,19 @@ def to_numpy(tensor: Tensor) -> np.ndarray:
     return tensor.asnumpy()
 
 
-def _open_weights(path: Path, layout: list) -> StreamWriter:
-    # MindSpore's .ckpt framing, streamed from each tensor's memory (save_checkpoint builds and
-    # serialises a protobuf copy of every tensor first: 3-5x the write time); the bytes are
-    # the same as save_checkpoint's (tests/test_writers.py)
-    return CkptStream(path)
+def _write_weights(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    write_ckpt(path, arrays)   # the bytes mindspore.save_checkpoint writes, streamed (tests/test_writers.py)
 # mirror: end
 
 
-def open_writer(out_dir: Path, cfg: ModelConfig, layout: list) -> StreamWriter:
-    """Open the weights file of out_dir for streaming: the tensors of `layout` ([(name, shape,
-    dtype)]) are then written in that order, as numpy arrays. config.json is written once the
-    weights are in place, so a failed save leaves an earlier pair as it was."""
-    out_dir = Path(out_dir)
-    writer = _open_weights(out_dir / WEIGHTS_NAME, layout)
-    writer.after_commit.append(lambda: write_json(out_dir / CONFIG_NAME, cfg.to_hf()))
-    return writer
-
-
 def save(out_dir: Path, cfg: ModelConfig, state: dict[str, Tensor]) -> Path:
-    """Write config.json and the weights into out_dir; return the weights path."""
-    arrays = {name: to_numpy(t) for name, t in state.items()}
-    with open_writer(out_dir, cfg, [(name, a.shape, a.dtype) for name, a in arrays.items()]) as writer:
-        for name, a in arrays.items():
-            writer.write(name, a)
-    return writer.path
+    """Write the weights, then config.json, into out_dir (each to a temporary file renamed into
+    place); return the weights path. A failed weights write leaves an earlier pair as it was;
+    config.json (a few hundred bytes) is written only once the weights are in place."""
+    out_dir = Path(out_dir)
+    _write_weights(out_dir / WEIGHTS_NAME, {name: to_numpy(t) for name, t in state.items()})
+    write_json(out_dir / CONFIG_NAME, cfg.to_hf())
+    return out_dir / WEIGHTS_NAME
 
 
 def load(path: Path, cfg: ModelConfig | None = None,

@@ -13,8 +13,7 @@ import numpy as np
 from harness.checkpoint import CONFIG_NAME, load_checkpoint, write_json
 from harness.config import ModelConfig
 # mirror: framework
-from harness.checkpoint import SAFETENSORS_NAME
-from harness.writers import SafetensorsStream, StreamWriter
+from harness.checkpoint import SAFETENSORS_NAME, write_safetensors
 import torch
 
 Tensor = torch.Tensor
@@ -29,28 +28,19 @@ def to_numpy(tensor: Tensor) -> np.ndarray:
     return tensor.detach().numpy()
 
 
-def _open_weights(path: Path, layout: list) -> StreamWriter:
-    return SafetensorsStream(path, layout, {"format": "pt"})
+def _write_weights(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    write_safetensors(path, arrays, {"format": "pt"})
 # mirror: end
 
 
-def open_writer(out_dir: Path, cfg: ModelConfig, layout: list) -> StreamWriter:
-    """Open the weights file of out_dir for streaming: the tensors of `layout` ([(name, shape,
-    dtype)]) are then written in that order, as numpy arrays. config.json is written once the
-    weights are in place, so a failed save leaves an earlier pair as it was."""
-    out_dir = Path(out_dir)
-    writer = _open_weights(out_dir / WEIGHTS_NAME, layout)
-    writer.after_commit.append(lambda: write_json(out_dir / CONFIG_NAME, cfg.to_hf()))
-    return writer
-
-
 def save(out_dir: Path, cfg: ModelConfig, state: dict[str, Tensor]) -> Path:
-    """Write config.json and the weights into out_dir; return the weights path."""
-    arrays = {name: to_numpy(t) for name, t in state.items()}
-    with open_writer(out_dir, cfg, [(name, a.shape, a.dtype) for name, a in arrays.items()]) as writer:
-        for name, a in arrays.items():
-            writer.write(name, a)
-    return writer.path
+    """Write the weights, then config.json, into out_dir (each to a temporary file renamed into
+    place); return the weights path. A failed weights write leaves an earlier pair as it was;
+    config.json (a few hundred bytes) is written only once the weights are in place."""
+    out_dir = Path(out_dir)
+    _write_weights(out_dir / WEIGHTS_NAME, {name: to_numpy(t) for name, t in state.items()})
+    write_json(out_dir / CONFIG_NAME, cfg.to_hf())
+    return out_dir / WEIGHTS_NAME
 
 
 def load(path: Path, cfg: ModelConfig | None = None,

@@ -194,3 +194,27 @@ def test_tmpfs_gets_the_same_bytes(tmp_path):
         state = _direct_state(np.random.default_rng(5))
         _, got = _write_st(Path(folder) / "m.safetensors", state)
         assert _write_st(tmp_path / "m.safetensors", state)[1] == got
+
+
+def test_a_failed_folder_rename_puts_the_earlier_folder_back(tmp_path, monkeypatch):
+    import os
+    from harness import writers
+    final = tmp_path / "onnx_fp32"
+    final.mkdir()
+    (final / "old.onnx").write_bytes(b"earlier")
+    tmp = writers.temp_beside(final, folder=True)
+    (tmp / "model.onnx").write_bytes(b"new")
+    real_replace = os.replace
+
+    def refuse_the_new_folder(src, dst):
+        if str(src) == str(tmp):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(writers.os, "replace", refuse_the_new_folder)
+    with pytest.raises(OSError):
+        writers.commit(tmp, final)
+    monkeypatch.undo()
+    writers.discard(tmp)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["onnx_fp32"]
+    assert (final / "old.onnx").read_bytes() == b"earlier"

@@ -34,7 +34,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import frameworks, pipeline, writers  # noqa: E402
+from harness import frameworks, pipeline  # noqa: E402
 from harness.checkpoint import write_safetensors  # noqa: E402
 from harness.config import preset  # noqa: E402
 from harness.init import init_state  # noqa: E402
@@ -48,11 +48,6 @@ SEED_CASES = {
     "gpt2_medium2large_aki": ("gpt2", "medium", "large"),
     "gpt2_large2xl_aki": ("gpt2", "large", "xl"),
 }
-
-
-def _settle() -> None:
-    """Before each timed write: flush what earlier steps left dirty, so no write pays for another's."""
-    os.sync()
 
 
 def warm_memory(reserve_gib: float = 1.5) -> tuple[float, float]:
@@ -76,20 +71,13 @@ def warm_memory(reserve_gib: float = 1.5) -> tuple[float, float]:
 
 def _floor(path: Path, arrays: dict, direct: bool) -> float:
     """Seconds to write `arrays` as safetensors (the file is removed after), with or without direct I/O."""
-    saved = writers.O_DIRECT
-    writers.O_DIRECT = saved if direct else 0
+    os.sync()
+    t0 = time.perf_counter()
     try:
-        _settle()
-        t0 = time.perf_counter()
-        write_safetensors(path, arrays)
+        write_safetensors(path, arrays, direct=direct)
         return time.perf_counter() - t0
     finally:
-        writers.O_DIRECT = saved
         path.unlink(missing_ok=True)
-
-
-def _median(values: list[float]) -> float:
-    return float(statistics.median(values))
 
 
 def bench_case(case: str, fws: list[str], workdir: Path, repeat: int) -> list[dict]:
@@ -113,7 +101,7 @@ def bench_case(case: str, fws: list[str], workdir: Path, repeat: int) -> list[di
             recipes = compile_recipes(build_plan(src_cfg, dst_cfg, "aki", "paper", 0))
             runs["plan"].append(time.perf_counter() - t0)
             result = pipeline.expand(name, recipes, src_state)
-            _settle()
+            os.sync()   # before each timed write: no write pays for what earlier steps left dirty
             pipeline.save(result, dst_cfg, workdir / name)
             nbytes = result.weights_bytes
             runs["expand"].append(result.seconds["expand"])
@@ -124,7 +112,7 @@ def bench_case(case: str, fws: list[str], workdir: Path, repeat: int) -> list[di
             del result, arrays, src_state
             gc.collect()
         row = {"case": case, "framework": fw.title, "bytes": nbytes, "runs": repeat}
-        row.update({k: _median(v) for k, v in runs.items()})
+        row.update({k: float(statistics.median(v)) for k, v in runs.items()})
         row["spread"] = max(max(v) / min(v) for k, v in runs.items() if k != "plan" and min(v) > 0)
         rows.append(row)
         print(f"{case} {fw.title}: " + ", ".join(f"{k} {' '.join(f'{x:.2f}' for x in v)}" for k, v in runs.items()),
@@ -142,6 +130,8 @@ def main() -> int:
                     help="skip touching the free memory once before measuring")
     ap.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temp folder)")
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error("--repeat must be >= 1")
     from rich.console import Console
     from rich.table import Table
     table = Table(title=f"expansion benchmark: seconds, median of {args.repeat} (ratio = MindSpore / PyTorch)")
