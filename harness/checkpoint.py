@@ -18,13 +18,15 @@ import numpy as np
 from harness.config import ModelConfig
 from harness.errors import BadInput, one_line
 from harness.names import IGNORED_BUFFERS, param_shapes
-from harness.writers import ST_DTYPES, CkptStream, SafetensorsStream, as_bad_input, commit, discard, temp_beside
+from harness.writers import CkptStream, SafetensorsStream, as_bad_input, commit, discard, temp_beside
 
 SAFETENSORS_NAME = "model.safetensors"
 CKPT_NAME = "model.ckpt"
 CONFIG_NAME = "config.json"
-# dtypes safetensors.numpy can return (BF16, F8 and the like raise a bare KeyError there)
-_ST_READABLE = {"F64", "F32", "F16", "I64", "U64", "I32", "U32", "I16", "U16", "I8", "U8", "BOOL"}
+# safetensors dtype codes numpy can hold, as little-endian numpy dtypes (BF16, F8 and the like: none)
+_ST_NUMPY = {code: np.dtype(t) for code, t in {
+    "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "U64": "<u8", "I32": "<i4", "U32": "<u4",
+    "I16": "<i2", "U16": "<u2", "I8": "i1", "U8": "u1", "BOOL": "?"}.items()}
 
 
 # -- atomic writes ----------------------------------------------------------------
@@ -112,23 +114,28 @@ def read_config(path: Path) -> ModelConfig:
 
 
 def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Every tensor as a view of one copy-on-write memory map of the file (no read, no copy: pages
+    come from the page cache when touched; writing to a view never reaches the file), once
+    safetensors itself has validated the header (offsets inside the file, shapes, dtypes)."""
     from safetensors import SafetensorError, safe_open
-    from safetensors.numpy import load_file
     try:
-        with safe_open(str(path), framework="np") as f:     # the header alone: offsets, shapes, dtypes
-            for name in f.keys():
-                dtype = f.get_slice(name).get_dtype()
-                if dtype not in _ST_READABLE:
-                    raise BadInput(f"{path}: tensor {name} has dtype {dtype}, which numpy cannot hold",
-                                   "convert the checkpoint to float32")
-        mapped = _map_safetensors(path)   # the header is valid (safetensors checked it): map, do not copy
-        return mapped if mapped is not None else load_file(str(path))
+        with safe_open(str(path), framework="np"):
+            pass
+        with open(path, "rb") as f:
+            n, header = _st_header(f)
     except (SafetensorError, ValueError, OSError) as e:
         raise BadInput(f"{path}: not a readable safetensors file: {_truncation(path) or one_line(e)}",
                        "the file is truncated or corrupt; write it again") from None
-
-
-_NP_DTYPES = {code: dtype.newbyteorder("<") for dtype, code in ST_DTYPES.items()}   # the ones we write
+    header.pop("__metadata__", None)
+    for name, entry in header.items():
+        if entry["dtype"] not in _ST_NUMPY:
+            raise BadInput(f"{path}: tensor {name} has dtype {entry['dtype']}, which numpy cannot hold",
+                           "convert the checkpoint to float32")
+    if path.stat().st_size == 8 + n:   # no tensor bytes at all (mmap cannot map an empty range)
+        return {name: np.zeros(e["shape"], _ST_NUMPY[e["dtype"]]) for name, e in header.items()}
+    mm = np.memmap(path, dtype=np.uint8, mode="c")
+    return {name: np.ndarray(e["shape"], _ST_NUMPY[e["dtype"]], buffer=mm, offset=8 + n + e["data_offsets"][0])
+            for name, e in header.items()}
 
 
 def _st_header(f) -> tuple[int, dict]:
@@ -136,25 +143,6 @@ def _st_header(f) -> tuple[int, dict]:
     unreadable. The caller checks the length against the file size first where it matters."""
     (n,) = struct.unpack("<Q", f.read(8))
     return n, json.loads(f.read(n))
-
-
-def _map_safetensors(path: Path) -> dict[str, np.ndarray] | None:
-    """Every tensor of a safetensors file as a view of one copy-on-write memory map (no read, no
-    copy: pages come from the page cache when touched; writing to a view never reaches the file).
-    None when a tensor's dtype is not one mapped here (the caller then reads the file)."""
-    with open(path, "rb") as f:
-        n, header = _st_header(f)
-    header.pop("__metadata__", None)
-    if any(entry["dtype"] not in _NP_DTYPES for entry in header.values()):
-        return None
-    if path.stat().st_size == 8 + n:   # no tensor bytes at all (mmap cannot map an empty range)
-        return {name: np.zeros(e["shape"], _NP_DTYPES[e["dtype"]]) for name, e in header.items()}
-    mm = np.memmap(path, dtype=np.uint8, mode="c")
-    out = {}
-    for name, entry in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
-        start, end = entry["data_offsets"]
-        out[name] = np.ndarray(entry["shape"], _NP_DTYPES[entry["dtype"]], buffer=mm, offset=8 + n + start)
-    return out
 
 
 def _truncation(path: Path) -> str | None:
