@@ -18,8 +18,9 @@ Quantities (one test each):
 Seams for planted faults, so tests need not edit product code:
 - DistillHooks.setup(framework, StepSetup) -> StepSetup | None: what one side's step is told
   (temperature, layer map, ...);
-- DistillHooks.grads(framework, {name: gradient}) -> dict | None: sees (and may replace) the
-  gradients that are compared;
+- DistillHooks.grads(framework, {name: gradient}): sees the gradients that are compared (observe
+  only: the step has already used them, so a replaced gradient would make the update-vs-rule
+  check blame the optimizer);
 - compare_losses / compare_grads / compare_updates are public and take plain numpy data.
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ from harness.distill import RULE, StepSetup, adam_weight_decay_reference
 from harness.distill_cases import DistillCase
 from harness.init import init_state
 from harness.metrics import max_abs, relative
-from harness.runner import FRAMEWORK_ORDER, Row, _limited, _row, first_and_worst, guarded, make_inputs
+from harness.runner import FRAMEWORK_ORDER, Row, _limited, _row, first_and_worst, guarded, make_inputs, names_rows
 from harness.tolerances import Tolerances, load_tolerances
 
 _TEACHER_STREAM, _HEADS_STREAM = 1, 2   # numpy streams of the case seed (the student's bert uses the seed itself)
@@ -46,7 +47,7 @@ _TEACHER_STREAM, _HEADS_STREAM = 1, 2   # numpy streams of the case seed (the st
 @dataclasses.dataclass
 class DistillHooks:
     setup: Callable[[str, StepSetup], StepSetup | None] | None = None
-    grads: Callable[[str, dict], dict | None] | None = None
+    grads: Callable[[str, dict], None] | None = None
 
 
 @dataclasses.dataclass
@@ -165,11 +166,7 @@ def compare_grads(case_id: str, pt: Mapping[str, np.ndarray], ms: Mapping[str, n
                   order: list[str] | None = None, setups: Mapping[str, StepSetup] | None = None) -> list[Row]:
     """Every gradient, joined by name; `order` is the model's parameter order (default: PyTorch's)."""
     order = list(order or pt)
-    rows = []
-    missing_ms, missing_pt = sorted(set(pt) - set(ms)), sorted(set(ms) - set(pt))
-    if missing_ms or missing_pt:
-        rows.append(_row(case_id, "grad", "names", len(missing_ms) + len(missing_pt), 0,
-                         f"MindSpore lacks {missing_ms[:5] or 'none'}; PyTorch lacks {missing_pt[:5] or 'none'}"))
+    rows = names_rows(case_id, "grad", ms, pt)
     errors, shapes = _per_tensor(ms, pt, order)
     if shapes:
         rows.append(_row(case_id, "grad", "shapes", len(shapes), 0, "; ".join(shapes[:5])))
@@ -268,7 +265,7 @@ def _measure(case: DistillCase, hooks: DistillHooks, tol: Tolerances, rows: list
             setup = hooks.setup(name, setup) or setup
         side = _run_side(name, case, setup, teacher, student, inputs)
         if hooks.grads:
-            side.grads = hooks.grads(name, side.grads) or side.grads
+            hooks.grads(name, side.grads)
         sides[name] = side
     del teacher
     pt, ms = sides["pt"], sides["ms"]

@@ -154,17 +154,23 @@ def _iter_reference(ref: Mapping | Path):
     return list(handle.keys()), handle.get_tensor, handle
 
 
+def names_rows(case_id: str, quantity: str, got, ref, got_name: str = "MindSpore",
+               ref_name: str = "PyTorch") -> list[Row]:
+    """[a `names` row] when the tensor names of `got` and `ref` differ (each side's missing ones), else []."""
+    missing_got, missing_ref = sorted(set(ref) - set(got)), sorted(set(got) - set(ref))
+    if not (missing_got or missing_ref):
+        return []
+    detail = (f"{got_name} lacks {missing_got[:5] or 'none'}{' ...' if len(missing_got) > 5 else ''}; "
+              f"{ref_name} lacks {missing_ref[:5] or 'none'}{' ...' if len(missing_ref) > 5 else ''}")
+    return [_row(case_id, quantity, "names", len(missing_got) + len(missing_ref), 0, detail)]
+
+
 def compare_params(case_id: str, got: Mapping[str, np.ndarray], ref: Mapping | Path, tol: Tolerances,
                    got_name: str = "MindSpore", ref_name: str = "PyTorch") -> list[Row]:
     """Every tensor of `got` against `ref` (a dict, or a safetensors file streamed), joined by name."""
     names, get, _handle = _iter_reference(ref)
-    missing_got = sorted(set(names) - set(got))
-    missing_ref = sorted(set(got) - set(names))
-    rows = []
-    if missing_got or missing_ref:
-        detail = (f"{got_name} lacks {missing_got[:5] or 'none'}{' ...' if len(missing_got) > 5 else ''}; "
-                  f"{ref_name} lacks {missing_ref[:5] or 'none'}{' ...' if len(missing_ref) > 5 else ''}")
-        rows.append(_row(case_id, "param", "names", len(missing_got) + len(missing_ref), 0, detail))
+    missing_got = set(names) - set(got)
+    rows = names_rows(case_id, "param", got, names, got_name, ref_name)
     worst_ulp, worst_abs, worst, differing = 0, 0.0, "none", 0
     shape_errors = []
     for name in [n for n in names if n in got]:
