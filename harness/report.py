@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 from harness.checkpoint import atomic_path
-from harness.kinds import DISTILL, GROWTH, INFERENCE, all_quantities
+from harness.kinds import DISTILL, GROWTH, INFERENCE, KINDS, all_quantities
 from harness.runner import Row
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Row))
@@ -87,10 +87,26 @@ def _mb(n) -> str:
 
 
 def _rows_of(rows: list[Row], kind) -> list[Row]:
-    """Every row (its "run" error row included) of the cases that measured any of kind's quantities;
-    each kind's summary table takes these, so the same rule decides for all of them."""
+    """Every row (its "run" error row included) of kind's cases: those that measured any of its
+    quantities, and those that failed before measuring anything (only "run" rows) whose id is
+    in kind's cases file (an id in none of them: growth). Each kind's summary table takes these,
+    so the same rule decides for all of them, and a case that crashed early is not left out."""
     cases = {r.case for r in rows if r.quantity in kind.quantities}
+    measured = {r.case for r in rows if r.quantity != "run"}
+    cases |= {r.case for r in rows if r.case not in measured and _kind_of_id(r.case) is kind}
     return [r for r in rows if r.case in cases]
+
+
+def _kind_of_id(case_id: str):
+    """The kind whose cases file holds case_id; GROWTH when none does (or a file cannot be read)."""
+    from harness.errors import BadInput
+    for kind in KINDS:
+        try:
+            if case_id in {case.id for case in kind.load()}:
+                return kind
+        except BadInput:
+            continue
+    return GROWTH
 
 
 def summary(rows: list[Row]) -> list[dict[str, str]]:

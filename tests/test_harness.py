@@ -254,3 +254,15 @@ def test_size_fails_for_a_file_missing_bytes_or_bloated():
     assert message and "pt.overhead" in message and "must be >= 0" in message
     bloated = size_rows("c", n_params, {"ms": (4000 * 2, "model.ckpt")}, tol)      # 100% overhead > 1e-2
     assert "ms.overhead" in (failure_message("c", "size", bloated) or "")
+
+
+def test_a_case_that_failed_before_any_row_is_in_its_kinds_summary():
+    """A runner that crashes before measuring leaves only its "run" row; each kind's summary still
+    lists the case (by the cases file its id comes from), as failed."""
+    ids = {"growth": load_cases()[0].id, "distill": "tinybert_gd_step", "inference": "gpt2_tiny_text_onnx"}
+    rows = [Row(cid, "run", "error", "RuntimeError", None, "fail", "boom") for cid in ids.values()]
+    tables = {"growth": report.summary(rows), "distill": report.distill_summary(rows),
+              "inference": report.infer_summary(rows)}
+    for kind, table in tables.items():
+        assert [d["case"] for d in table] == [ids[kind]], kind
+        assert table[0]["status"].startswith("FAIL") and "run" in table[0]["status"], (kind, table[0]["status"])
