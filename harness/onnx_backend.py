@@ -33,6 +33,7 @@ import numpy as np
 
 from harness.config import ModelConfig
 from harness.errors import BadInput
+from harness.forward_inputs import check_forward_inputs
 from harness.writers import commit, discard, temp_beside
 
 MODEL_NAME = "model.onnx"
@@ -152,7 +153,7 @@ def export_cached(cfg: ModelConfig, state: dict[str, np.ndarray], out_dir: Path,
     if not _kept:
         _kept.append(Path(tempfile.mkdtemp(prefix="onnx-exports-")))
         atexit.register(shutil.rmtree, _kept[0], True)
-    folder = _kept[0] / str(len(_exports))
+    folder = _kept[0] / hashlib.sha256(repr(key).encode()).hexdigest()[:24]   # one folder per key, never reused
     _copy_folder(path.parent, folder)
     _exports[key] = folder / MODEL_NAME
     return path, False
@@ -209,18 +210,8 @@ class OrtModel:
     def run_forward(self, input_ids, attention_mask=None) -> dict[str, np.ndarray]:
         """input_ids (B, T), 0/1 attention_mask (B, T) -> {"logits", "last_hidden_state", "hidden_states"}
         (the last two only when exported with hidden states)."""
-        cfg = self.cfg
-        input_ids = np.asarray(input_ids, dtype=np.int64)
-        if input_ids.ndim != 2 or not 0 < input_ids.shape[1] <= cfg.positions:
-            raise BadInput(f"input_ids: expected shape (batch, tokens <= {cfg.positions}), found {input_ids.shape}",
-                           "pass a 2-D batch no longer than the model's positions")
-        if input_ids.size and (input_ids.min() < 0 or input_ids.max() >= cfg.vocab):
-            raise BadInput(f"input_ids: ids must lie in [0, {cfg.vocab}), found {input_ids.min()}..{input_ids.max()}",
-                           "tokenise with the model's own vocabulary")
-        mask = np.ones_like(input_ids) if attention_mask is None else np.asarray(attention_mask, dtype=np.int64)
-        if mask.shape != input_ids.shape:
-            raise BadInput(f"attention_mask: expected shape {input_ids.shape}, found {mask.shape}",
-                           "pass one 0/1 entry per token")
+        input_ids, mask = check_forward_inputs(self.cfg, input_ids, attention_mask)
+        mask = np.ones_like(input_ids) if mask is None else np.asarray(mask, dtype=np.int64)
         values = self.session.run(None, {"input_ids": np.ascontiguousarray(input_ids),
                                          "attention_mask": np.ascontiguousarray(mask)})
         out = dict(zip(self.outputs, values))

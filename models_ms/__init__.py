@@ -16,6 +16,7 @@ ms.set_device("CPU")
 # mirror: end
 
 from harness.errors import BadInput
+from harness.forward_inputs import check_forward_inputs
 
 from .bert import BertModel
 from .gpt2 import GPT2LMHeadModel
@@ -91,20 +92,9 @@ def run_forward(model, input_ids, attention_mask=None):
     GPT-2: logits, last_hidden_state, hidden_states (L + 1, B, T, d).
     """
     cfg = model.cfg
-    input_ids = np.asarray(input_ids, dtype=np.int64)
-    if input_ids.ndim != 2 or input_ids.shape[1] > cfg.positions:
-        raise BadInput(f"input_ids: expected shape (batch, tokens <= {cfg.positions}), found {input_ids.shape}",
-                       "pass a 2-D batch no longer than the model's positions")
-    if input_ids.size and (input_ids.min() < 0 or input_ids.max() >= cfg.vocab):
-        raise BadInput(f"input_ids: ids must lie in [0, {cfg.vocab}), found {input_ids.min()}..{input_ids.max()}",
-                       "tokenise with the model's own vocabulary")
-    mask = None
-    if attention_mask is not None:
-        mask = np.asarray(attention_mask, dtype=np.float32)
-        if mask.shape != input_ids.shape:
-            raise BadInput(f"attention_mask: expected shape {input_ids.shape}, found {mask.shape}",
-                           "pass one 0/1 entry per token")
-        mask = _from_numpy(mask)
+    input_ids, mask = check_forward_inputs(cfg, input_ids, attention_mask)
+    if mask is not None:
+        mask = _from_numpy(np.asarray(mask, dtype=np.float32))
     outputs = _forward(model, _from_numpy(input_ids), mask)
     hidden_states = np.stack([_to_numpy(h) for h in outputs[-1]])
     if cfg.family == "bert":

@@ -33,7 +33,8 @@ def test_exported_model_has_dynamic_batch_and_sequence(tiny_export):
     import models_pt
     from harness.onnx_backend import OrtModel
     state, path = tiny_export
-    assert sorted(p.name for p in path.parent.iterdir()) == ["model.onnx"]   # no temporary left beside it
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.onnx"]
+    assert sorted(p.name for p in path.parent.parent.iterdir()) == ["tiny"]   # no temporary folder left beside it
     ort_model = OrtModel(path, TINY, threads=1)
     pt_model = models_pt.build_model(TINY)
     models_pt.load_numpy_state(pt_model, state)
@@ -45,15 +46,26 @@ def test_exported_model_has_dynamic_batch_and_sequence(tiny_export):
     assert ort_model.threads == 1 and ort_model.dtype == "float32"
 
 
-def test_export_cache_hands_out_copies(tiny_export, tmp_path):
-    from harness.onnx_backend import _digest, export_cached
+def test_export_cache_hands_out_copies(tiny_export, tmp_path, monkeypatch):
+    from harness import onnx_backend
+    from harness.onnx_backend import export_cached
     state, first = tiny_export
     path, reused = export_cached(TINY, state, tmp_path / "again")
     assert reused and path.read_bytes() == first.read_bytes()
     path.write_bytes(b"edited")   # a caller's edit stays in its copy
     assert export_cached(TINY, state, tmp_path / "third")[0].read_bytes() == first.read_bytes()
     other = {**state, "transformer.ln_f.bias": state["transformer.ln_f.bias"] + np.float32(1e-3)}
-    assert _digest(other) != _digest(state)   # other weights are another cache entry
+
+    def fake_export(cfg, state, out_dir, dtype="float32"):   # other weights: exported anew (stub: fast)
+        out_dir.mkdir(parents=True)
+        (out_dir / onnx_backend.MODEL_NAME).write_bytes(b"other weights")
+        return out_dir / onnx_backend.MODEL_NAME
+
+    monkeypatch.setattr(onnx_backend, "export_gpt2", fake_export)
+    path, reused = export_cached(TINY, other, tmp_path / "other")
+    assert not reused and path.read_bytes() == b"other weights"
+    assert export_cached(TINY, other, tmp_path / "other2") == (tmp_path / "other2" / "model.onnx", True)
+    assert export_cached(TINY, state, tmp_path / "fourth")[0].read_bytes() == first.read_bytes()   # its own entry still
 
 
 def test_failed_export_leaves_nothing(tmp_path, monkeypatch):
@@ -229,3 +241,25 @@ def test_late_position_fault_in_onnx_reports_the_first_greedy_divergence(tmp_pat
     message = failure_message(FAST.id, "greedy", rows)
     assert message and f"at generated token {step}" in message
 
+
+
+@pytest.mark.parametrize("ids, mask, words", [
+    (np.zeros((2, 0), np.int64), None, "found (2, 0)"),                       # no tokens
+    (np.zeros((1, TINY.positions + 1), np.int64), None, "tokens <="),         # longer than the positions
+    (np.full((1, 3), TINY.vocab), None, "ids must lie in [0,"),               # outside the vocabulary
+    (np.zeros((1, 3), np.int64), np.ones((1, 4)), "attention_mask: expected shape (1, 3)"),
+])
+def test_every_backend_refuses_the_same_bad_inputs(tiny_export, ids, mask, words):
+    import models_ms
+    import models_pt
+    from harness.onnx_backend import OrtModel
+    state, path = tiny_export
+    forwards = {"ort": OrtModel(path, TINY, threads=1).run_forward}
+    for name, module in (("pt", models_pt), ("ms", models_ms)):
+        model = module.build_model(TINY)
+        module.load_numpy_state(model, state)
+        forwards[name] = lambda i, m, module=module, model=model: module.run_forward(model, i, m)
+    for name, forward in forwards.items():
+        with pytest.raises(BadInput) as e:
+            forward(ids, mask)
+        assert words in e.value.what, (name, e.value.what)
