@@ -36,13 +36,11 @@ from harness import frameworks
 from harness.corpus import TOKENIZER_NAME, english_ids, seeded_ids, windows
 from harness.infer_cases import InferCase
 from harness.init import init_state
-from harness.kinds import INFERENCE
 from harness.lm_eval import Generation, first_divergence, greedy, next_token_nll
 from harness.metrics import max_abs, relative
 from harness.runner import Row, _limited, _resource, _row, first_and_worst, guarded, layer_names
 from harness.tolerances import Tolerances, load_tolerances
 
-QUANTITIES = INFERENCE.quantities      # logits, greedy, perplexity
 BACKENDS = ("pt", "ms", "ort")
 NAMES = {**frameworks.NAMES, "ort": "ONNX Runtime"}
 PAIRS = (("ort", "pt"), ("ms", "pt"))   # (got, reference)
@@ -111,7 +109,6 @@ class _Backend:
 
 
 def _backends(case: InferCase, state: dict, dtype: str, onnx_path: Path, hooks: InferHooks) -> dict[str, _Backend]:
-    from harness import frameworks
     from harness.onnx_backend import OrtModel
     cfg, np_dtype = case.cfg, DTYPES[dtype]
 
@@ -229,12 +226,18 @@ def _greedy_rows(case: InferCase, dtype: str, backends: dict[str, _Backend], pro
     return rows
 
 
+def _perplexity(nll: tuple[float, int]) -> float:
+    """exp(mean NLL) from (summed NLL, predicted tokens)."""
+    total, count = nll
+    return math.exp(total / count)
+
+
 def _perplexity_rows(case: InferCase, dtype: str, nll: dict, inputs_detail: str, tol: Tolerances) -> list[Row]:
     cid, rows, ppl = case.id, [], {}
     for name in BACKENDS:
         total, count = nll[name]
         loss = total / count
-        ppl[name] = math.exp(loss)
+        ppl[name] = _perplexity(nll[name])
         what = (f"{NAMES[name]}, {dtype}: mean next-token NLL over {count} predicted tokens of {inputs_detail}; "
                 f"random weights give a perplexity near the vocabulary size ({case.cfg.vocab})")
         rows.append(_row(cid, "perplexity", f"{dtype}.{name}.loss", loss, None, what))
@@ -310,7 +313,7 @@ def _measure(case: InferCase, case_dir: Path, hooks: InferHooks, tol: Tolerances
             rows.append(_row(cid, "logits", f"fp16.{name}.vs_fp32.relative",
                              relative(results["fp16"].padded_logits[name], results["fp32"].padded_logits[name]), None,
                              f"{NAMES[name]} fp16 vs {NAMES[name]} fp32 logits, padded batch (unpadded positions)"))
-            p32, p16 = (math.exp(results[d].nll[name][0] / results[d].nll[name][1]) for d in ("fp32", "fp16"))
+            p32, p16 = (_perplexity(results[d].nll[name]) for d in ("fp32", "fp16"))
             limit, why = _limited(tol, cid, "perplexity", "fp16_gap", "fp16")
             rows.append(_row(cid, "perplexity", f"fp16_gap.{name}", abs(p16 - p32) / p32, limit,
                              f"{NAMES[name]}: |ppl fp16 - ppl fp32| / ppl fp32 = |{p16:.6g} - {p32:.6g}| / {p32:.6g} "
