@@ -1,5 +1,6 @@
 """Inference throughput benchmark: tokens per second of a GPT-2 forward (logits for every
-position) on PyTorch, MindSpore and ONNX Runtime, per batch size.
+position, and every hidden state: run_forward's outputs, as the parity runs use them) on
+PyTorch, MindSpore and ONNX Runtime, per batch size.
 
 Weights are drawn from the seed (speed does not depend on their values); token ids are
 seeded. Each backend in turn: build (ONNX Runtime: export first), one warm-up forward,
@@ -135,7 +136,7 @@ def main() -> int:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "CPU") if Path("/proc/cpuinfo").exists() else "CPU"
     table = Table(title=f"GPT-2 {cfg.name} ({cfg.layers} layers, hidden {cfg.hidden}, vocab {cfg.vocab}), {args.dtype}: "
-                        f"tokens / s of a forward with logits; {cpu}, {os.cpu_count()} cores")
+                        f"tokens / s of a forward with logits and hidden states; {cpu}, {os.cpu_count()} cores")
     for col in ("batch", "seq", *(NAMES[b] for b in backends),
                 *(f"{NAMES[b]} / PyTorch" for b in backends if b != "pt" and "pt" in backends)):
         table.add_column(col, justify="right")
