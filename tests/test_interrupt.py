@@ -4,8 +4,8 @@ The CLI runs in a subprocess on presets large enough for a save to be caught: `e
 MiniLM -> MiniLM 2x (interrupted while expanding) and `init` BERT small (95 MB per
 framework, interrupted while saving). The phase is detected, never guessed by a sleep:
 the test polls for the writer's temporary file (or reads the stage line on stderr),
-freezes the child with SIGSTOP, checks it is still in that phase, then sends the signal
-and SIGCONT. After every interruption no partial file carries a final name; a rerun
+freezes the child with SIGSTOP (mid-save: checks the temporary file is its own), then sends
+the signal and SIGCONT. After every interruption no partial file carries a final name; a rerun
 succeeds and writes the same bytes. (Byte-identical reruns of complete runs: test_robustness.)
 """
 import os
