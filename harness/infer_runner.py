@@ -108,26 +108,37 @@ class _Backend:
         return out
 
 
+def make_backend(name: str, cfg, state: dict, np_dtype: str, onnx_path: Path | None = None,
+                 count_casts: bool = False) -> _Backend:
+    """One backend's forward over `state` (PyTorch, MindSpore: built here; ONNX Runtime: the
+    model exported at onnx_path), with a note on how it runs. The runner and tools/bench_infer.py
+    both build their backends here."""
+    if name == "ort":
+        from harness.onnx_backend import OrtModel
+        model = OrtModel(onnx_path, cfg, count_casts=count_casts)
+        note = f"onnxruntime CPU, {model.threads} intra-op threads"
+        if model.fallback_casts is not None:
+            note += f"; {model.fallback_casts} Casts inserted (float16 nodes without a CPU kernel run in float32)"
+        return _Backend(name, model.run_forward, note=note, fallback_casts=model.fallback_casts)
+    fw = frameworks.load(name)
+    model = fw.models.build_model(cfg)
+    fw.models.load_numpy_state(model, state, np_dtype)
+    if name == "pt":
+        import torch
+        note = f"{torch.get_num_threads()} threads, eager"
+    else:
+        note = "PyNative, default threads"
+    return _Backend(name, lambda ids, mask: fw.models.run_forward(model, ids, mask), note=note)
+
+
 def _backends(case: InferCase, state: dict, dtype: str, onnx_path: Path, hooks: InferHooks) -> dict[str, _Backend]:
-    from harness.onnx_backend import OrtModel
-    cfg, np_dtype = case.cfg, DTYPES[dtype]
+    def weights(name):   # ONNX Runtime runs the exported file (hooks.onnx may rewrite it), not `state`
+        if name == "ort" or not hooks.state:
+            return state
+        return hooks.state(name, dtype, state) or state
 
-    def weights(name):
-        return (hooks.state(name, dtype, state) or state) if hooks.state else state
-
-    out = {}
-    for name in ("pt", "ms"):
-        fw = frameworks.load(name)
-        model = fw.models.build_model(cfg)
-        fw.models.load_numpy_state(model, weights(name), np_dtype)
-        out[name] = _Backend(name, lambda ids, mask, fw=fw, model=model: fw.models.run_forward(model, ids, mask))
-    ort_model = OrtModel(onnx_path, cfg, count_casts=dtype == "fp16")
-    out["ort"] = _Backend("ort", ort_model.run_forward,
-                          note=f"onnxruntime CPU, {ort_model.threads} intra-op threads"
-                               + (f"; {ort_model.fallback_casts} Casts inserted (float16 nodes without a CPU "
-                                  "kernel run in float32)" if ort_model.fallback_casts is not None else ""),
-                          fallback_casts=ort_model.fallback_casts)
-    return out
+    return {name: make_backend(name, case.cfg, weights(name), DTYPES[dtype], onnx_path, count_casts=dtype == "fp16")
+            for name in BACKENDS}
 
 
 # -- one dtype --------------------------------------------------------------------------

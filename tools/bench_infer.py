@@ -31,7 +31,7 @@ from harness.config import preset  # noqa: E402
 from harness.errors import BadInput  # noqa: E402
 from harness.init import init_state  # noqa: E402
 
-from harness.infer_runner import DTYPES, NAMES  # noqa: E402
+from harness.infer_runner import DTYPES, NAMES, make_backend  # noqa: E402
 
 
 def shapes(batches: list[int], seq: int, max_tokens: int) -> list[tuple[int, int]]:
@@ -46,24 +46,15 @@ def shapes(batches: list[int], seq: int, max_tokens: int) -> list[tuple[int, int
 
 
 def forward_fn(name: str, cfg, state: dict, dtype: str, workdir: Path):
-    """(forward(ids, mask) -> outputs, seconds to build, note)."""
+    """(forward(ids, mask) -> outputs, seconds to build, note): the parity runner's backends."""
     start = time.perf_counter()
+    onnx_path = None
     if name == "ort":
-        from harness.onnx_backend import OrtModel, export_gpt2
+        from harness.onnx_backend import export_gpt2
         # hidden states too: PyTorch's and MindSpore's run_forward return them, so all do the same work
-        path = export_gpt2(cfg, state, workdir / "onnx", DTYPES[dtype], hidden_states=True)
-        model = OrtModel(path, cfg)
-        return model.run_forward, time.perf_counter() - start, f"{model.threads} intra-op threads"
-    from harness import frameworks
-    fw = frameworks.load(name)
-    model = fw.models.build_model(cfg)
-    fw.models.load_numpy_state(model, state, DTYPES[dtype])
-    if name == "pt":
-        import torch
-        note = f"{torch.get_num_threads()} threads, eager"
-    else:
-        note = "PyNative, default threads"
-    return (lambda ids, mask: fw.models.run_forward(model, ids, mask)), time.perf_counter() - start, note
+        onnx_path = export_gpt2(cfg, state, workdir / "onnx", DTYPES[dtype], hidden_states=True)
+    backend = make_backend(name, cfg, state, DTYPES[dtype], onnx_path)
+    return backend.forward, time.perf_counter() - start, backend.note
 
 
 def bench_backend(name: str, cfg, state: dict, dtype: str, plan: list[tuple[int, int]], repeats: int,
