@@ -248,6 +248,22 @@ def test_malformed_sizes_toml_names_file_and_key(tmp_path, text, words):
         assert word in e.value.what, e.value.what
 
 
+def test_edited_sizes_toml_is_read_again(tmp_path):
+    """load_presets keeps the last file it parsed; an edit is seen (even one of the same size), and
+    what a caller does to its dicts does not reach the next caller."""
+    path = tmp_path / "sizes.toml"
+    path.write_text(SIZE_DEFAULTS + "[bert]\n" + SIZE_ROW)
+    first = load_presets(path)
+    assert first["bert"]["tiny"].hidden == 64
+    first["bert"].clear()
+    assert load_presets(path)["bert"]["tiny"].hidden == 64
+    path.write_text(SIZE_DEFAULTS + "[bert]\n" + SIZE_ROW.replace("hidden = 64", "hidden = 128"))
+    assert load_presets(path)["bert"]["tiny"].hidden == 128
+    path.write_text(SIZE_DEFAULTS + "[bert]\n" + SIZE_ROW.replace("heads = 4", "heads = 5"))
+    with pytest.raises(BadInput, match="not a multiple of heads 5"):
+        load_presets(path)
+
+
 @pytest.mark.parametrize("loader", ["harness.cases:load_cases", "harness.tolerances:load_tolerances",
                                     "harness.config:load_presets"])
 def test_toml_syntax_error_names_file_and_line(tmp_path, loader):
