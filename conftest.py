@@ -28,6 +28,7 @@ REPORTS = Path(os.environ.get("PARITY_REPORTS", ROOT / "reports"))
 _rows_key = pytest.StashKey[dict]()   # case id -> rows of its (latest) computation here
 _cases_key = pytest.StashKey[dict]()   # kind fixture -> its cases
 _order_key = pytest.StashKey[dict]()   # case id -> position over every kind
+_kind_key = pytest.StashKey[dict]()    # case id -> its kind
 
 
 def _is_worker(config) -> bool:
@@ -38,17 +39,23 @@ def _cases(config, kind=None) -> list:
     """The cases of one kind, or of every kind (in KINDS order); loaded once per session."""
     if _cases_key not in config.stash:
         by_kind = {k.fixture: k.load() for k in KINDS}
-        seen: dict[str, str] = {}
+        seen: dict[str, object] = {}
         for each in KINDS:   # not `kind`: that is the argument, used below
             for case in by_kind[each.fixture]:
                 if case.id in seen:
-                    raise pytest.UsageError(f"case id {case.id!r} is both a {seen[case.id]} and a {each.name} "
+                    raise pytest.UsageError(f"case id {case.id!r} is both a {seen[case.id].name} and a {each.name} "
                                             "case: ids must be unique over every kind (see harness/kinds.py)")
-                seen[case.id] = each.name
+                seen[case.id] = each
         config.stash[_cases_key] = by_kind
+        config.stash[_kind_key] = seen
         config.stash[_order_key] = {case_id: i for i, case_id in enumerate(seen)}
     by_kind = config.stash[_cases_key]
     return by_kind[kind.fixture] if kind else [c for k in KINDS for c in by_kind[k.fixture]]
+
+
+def _kind_by_id(config, case_id: str):
+    _cases(config)   # loads and indexes every kind's cases, once
+    return config.stash[_kind_key][case_id]
 
 
 def _kind_of(item):
@@ -134,7 +141,7 @@ class ParityRun:
     def rows_of(self, case) -> tuple[list, str | None]:
         if case.id != self.case_id:
             self.case_id, self.rows, self.error = case.id, [], None   # free the previous case first
-            kind = next(k for k in KINDS if case in _cases(self.config, k))
+            kind = _kind_by_id(self.config, case.id)
             if "slow" in case.marks:   # seed sizes: a child process each, so peaks do not stack
                 self.rows, self.error = kind.run_isolated(case, self.workdir, keep=self.keep)
             else:
