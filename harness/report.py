@@ -109,101 +109,105 @@ def _kind_of_id(case_id: str):
     return GROWTH
 
 
+class _CaseRows:
+    """One case's rows by (quantity, metric), for a summary table's cells."""
+
+    def __init__(self, rows: list[Row]):
+        self.rows = {(r.quantity, r.metric): r for r in rows}
+
+    def value(self, quantity: str, metric: str):
+        row = self.rows.get((quantity, metric))
+        return None if row is None else row.value
+
+    def numbers(self, quantity: str, keep) -> list[tuple[float, str]]:
+        """(value, metric) of the quantity's numeric rows whose metric passes keep(metric)."""
+        return [(r.value, m) for (q, m), r in self.rows.items()
+                if q == quantity and keep(m) and not isinstance(r.value, str)]
+
+    def status(self, kind) -> str:
+        """"pass", or "FAIL (quantities)" in kind's quantity order ("run": the case did not complete)."""
+        order = (*kind.quantities, "run")
+        failed = sorted({q for (q, _), r in self.rows.items() if r.status == "fail"},
+                        key=lambda q: (order.index(q) if q in order else len(order), q))
+        return f"FAIL ({', '.join(failed)})" if failed else "pass"
+
+
+def _by_case(rows: list[Row], kind) -> dict[str, _CaseRows]:
+    """kind's cases (harness.report._rows_of) in the order they first appear, each with its rows."""
+    grouped: dict[str, list[Row]] = {}
+    for r in _rows_of(rows, kind):
+        grouped.setdefault(r.case, []).append(r)
+    return {case: _CaseRows(case_rows) for case, case_rows in grouped.items()}
+
+
+def _worst(values: list[tuple[float, str]]):
+    return max(v for v, _ in values) if values else None
+
+
 def summary(rows: list[Row]) -> list[dict[str, str]]:
     """One dict per growth case, in the order cases first appear in `rows` (other kinds' cases,
     which have none of the growth quantities, get their own tables)."""
-    by_case: dict[str, dict[tuple[str, str], Row]] = {}
-    status: dict[str, str] = {}
-    for r in _rows_of(rows, GROWTH):
-        by_case.setdefault(r.case, {})[(r.quantity, r.metric)] = r
-        if r.status == "fail":
-            status[r.case] = "FAIL"
-        else:
-            status.setdefault(r.case, "pass")
     out = []
-    for case, got in by_case.items():
-        def v(quantity, metric):
-            row = got.get((quantity, metric))
-            return None if row is None else row.value
-
-        def worst(quantity, suffix, prefix=""):
-            values = [r.value for (q, m), r in got.items()
-                      if q == quantity and m.endswith(suffix) and m.startswith(prefix) and not isinstance(r.value, str)]
-            return max(values) if values else None
-
-        failed = sorted({q for (q, _), r in got.items() if r.status == "fail"})
+    for case, got in _by_case(rows, GROWTH).items():
+        v = got.value
+        preservation = {fw: _worst(got.numbers("preservation", lambda m, fw=fw: m.startswith(fw) and m.endswith(".relative")))
+                        for fw in ("pt.", "ms.")}
         out.append({
             "case": case,
             "resource": _fmt(v("time", "resource")),
             "param err (max ULP / max abs)": f"{_fmt(v('param', 'max_ulp'))} / {_fmt(v('param', 'max_abs'))}",
-            "output err (relative)": _fmt(worst("output", ".relative")),
+            "output err (relative)": _fmt(_worst(got.numbers("output", lambda m: m.endswith(".relative")))),
             "worst layer (relative)": _fmt(v("layers", "worst.relative")),
             "hidden (target)": _fmt(v("size", "hidden")),
             "expand MS / PT (s)": f"{_fmt(v('time', 'ms.expand_s'), '.2f')} / {_fmt(v('time', 'pt.expand_s'), '.2f')}",
             "model MB (safetensors / ckpt)": f"{_mb(v('size', 'pt.bytes'))} / {_mb(v('size', 'ms.bytes'))}",
-            "preservation PT / MS (relative)": f"{_fmt(worst('preservation', '.relative', 'pt.'))} / "
-                                               f"{_fmt(worst('preservation', '.relative', 'ms.'))}",
-            "status": status[case] + (f" ({', '.join(failed)})" if failed else ""),
+            "preservation PT / MS (relative)": f"{_fmt(preservation['pt.'])} / {_fmt(preservation['ms.'])}",
+            "status": got.status(GROWTH),
         })
     return out
 
 
 def distill_summary(rows: list[Row]) -> list[dict[str, str]]:
     """One dict per distillation case (harness/distill_runner.py), in the order cases first appear."""
-    by_case: dict[str, dict[tuple[str, str], Row]] = {}
-    for r in _rows_of(rows, DISTILL):
-        by_case.setdefault(r.case, {})[(r.quantity, r.metric)] = r
     out = []
-    for case, got in by_case.items():
-        def v(quantity, metric):
-            row = got.get((quantity, metric))
-            return None if row is None else row.value
-
-        terms = [(r.value, m.removesuffix(".relative")) for (q, m), r in got.items()
-                 if q == "loss" and m.endswith(".relative") and not isinstance(r.value, str)]
-        worst_term = max(terms) if terms else (None, "-")
-        failed = sorted({q for (q, _), r in got.items() if r.status == "fail"}, key=(*DISTILL.quantities, "run").index)
+    for case, got in _by_case(rows, DISTILL).items():
+        v = got.value
+        terms = got.numbers("loss", lambda m: m.endswith(".relative"))
+        worst_value, worst_metric = max(terms) if terms else (None, "-")
         out.append({
             "case": case,
             "stage": _fmt(v("loss", "setup")),
-            "loss err (worst term, relative)": f"{_fmt(worst_term[0])} ({worst_term[1]})",
+            "loss err (worst term, relative)": f"{_fmt(worst_value)} ({worst_metric.removesuffix('.relative')})",
             "grad err (worst, relative)": _fmt(v("grad", "worst.relative")),
             "update err (params / from zero)": f"{_fmt(v('update', 'params.relative'))} / "
                                                f"{_fmt(v('update', 'from_zero.relative'))}",
             "rule err PT / MS": f"{_fmt(v('update', 'pt.rule.relative'))} / {_fmt(v('update', 'ms.rule.relative'))}",
             "step MS / PT (s)": f"{_fmt(v('update', 'ms.step_s'), '.2f')} / {_fmt(v('update', 'pt.step_s'), '.2f')}",
-            "status": ("FAIL" if failed else "pass") + (f" ({', '.join(failed)})" if failed else ""),
+            "status": got.status(DISTILL),
         })
     return out
 
 
 def infer_summary(rows: list[Row]) -> list[dict[str, str]]:
     """One dict per inference case (PyTorch, MindSpore, ONNX Runtime), in order of appearance."""
-    by_case: dict[str, dict[str, Row]] = {}
-    for r in _rows_of(rows, INFERENCE):
-        by_case.setdefault(r.case, {})[f"{r.quantity}:{r.metric}"] = r
-
     out = []
-    for case, got in by_case.items():
-        def v(key, spec=".3g"):
-            row = got.get(key)
-            return "-" if row is None else _fmt(row.value, spec)
+    for case, got in _by_case(rows, INFERENCE).items():
+        def v(quantity, metric, spec=".3g"):
+            return _fmt(got.value(quantity, metric), spec)
 
         def pair(quantity, dtype, metric, spec=".3g"):
-            return f"{v(f'{quantity}:{dtype}.ort_vs_pt.{metric}', spec)} / {v(f'{quantity}:{dtype}.ms_vs_pt.{metric}', spec)}"
+            return f"{v(quantity, f'{dtype}.ort_vs_pt.{metric}', spec)} / {v(quantity, f'{dtype}.ms_vs_pt.{metric}', spec)}"
 
-        failed = sorted({r.quantity for r in got.values() if r.status == "fail"})
-        gaps = [r.value for k, r in got.items() if k.startswith("perplexity:fp16_gap.") and not isinstance(r.value, str)]
         out.append({
             "case": case,
-            "model": v("logits:model"),
+            "model": v("logits", "model"),
             "logits rel fp32 ORT / MS": pair("logits", "fp32", "relative"),
             "logits rel fp16 ORT / MS": pair("logits", "fp16", "relative"),
             "greedy diverged fp32 ORT / MS": pair("greedy", "fp32", "diverged"),
-            "ppl fp32 PT / MS / ORT": " / ".join(v(f"perplexity:fp32.{b}.perplexity", ".7g") for b in ("pt", "ms", "ort")),
+            "ppl fp32 PT / MS / ORT": " / ".join(v("perplexity", f"fp32.{b}.perplexity", ".7g") for b in ("pt", "ms", "ort")),
             "ppl rel fp32 ORT / MS": pair("perplexity", "fp32", "relative"),
-            "ppl fp16 gap (max)": _fmt(max(gaps)) if gaps else "-",
-            "status": ("FAIL (" + ", ".join(failed) + ")") if failed else "pass",
+            "ppl fp16 gap (max)": _fmt(_worst(got.numbers("perplexity", lambda m: m.startswith("fp16_gap.")))),
+            "status": got.status(INFERENCE),
         })
     return out
 
