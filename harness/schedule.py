@@ -4,14 +4,25 @@ A recipe (harness.recipe) is defined as concat -> divide -> gather per axis. Gat
 only copy values and the division is elementwise by a per-unit divisor, so the
 order can change without changing one bit. The schedule:
 
-    parts  = [take(source_k, index_k, part_axis)]   per source (None index: the tensor itself)
-    x      = concat(parts, part_axis)                 (or the only part)
-    x      = x / divisor  along div_axis              (in place when x is a fresh buffer)
-    for axis, index in gathers: x = take(x, index, axis)
+    parts  = [take(source_k, index_k, keep_k, part_axis)]   per run of one source, in target order
+    x      = concat(parts, part_axis)                          (or the only part)
+    x      = x / divisor  along div_axis                       (in place when x is a fresh buffer)
+    for axis, index, keep in gathers:
+        x = take(x, index, keep, axis)
+
+    take(x, None, 0, axis)  = x
+    take(x, index, 0, axis) = x[index] along axis
+    take(x, index, 1, axis) = concat([x, x[index]]) along axis   (all of x first, then the rest)
 
 part_axis is the AKI concatenation axis, else the first grown axis that is not
 divided; so AKI halves are gathered before they are joined (no full-size
 concatenation), and the division runs once on an owned buffer, before the last gather.
+An index that starts with every position of its axis in order (the hidden map: the
+source's coordinates first) is stored as the rest with keep = 1, and each executor takes
+it its fastest way (MindSpore: copy x whole and gather only the rest; PyTorch: one
+index_select over the whole index); the values are the same. A 1-D recipe with several
+parts runs as defined (the sources concatenated whole, then one gather): two operations
+instead of one per part, which is what a bias or a LayerNorm vector costs.
 """
 from __future__ import annotations
 
@@ -23,10 +34,10 @@ import numpy as np
 @dataclass(frozen=True)
 class Schedule:
     name: str
-    parts: tuple[tuple[str, np.ndarray | None], ...]   # (source name, index along part_axis or None)
+    parts: tuple[tuple[str, np.ndarray | None, int], ...]   # (source name, index or None, keep) along part_axis
     part_axis: int | None
     divisor: np.ndarray | None                          # float32, shaped to broadcast along div_axis
-    gathers: tuple[tuple[int, np.ndarray], ...]        # remaining (axis, index), in order
+    gathers: tuple[tuple[int, np.ndarray, int], ...]   # remaining (axis, index, keep), in order (module doc)
     same_as: str | None = None
 
     @property
@@ -47,14 +58,14 @@ def schedule(recipe, source_shapes: dict[str, tuple[int, ...]]) -> Schedule:
     else:
         part_axis = next((a for a, idx in enumerate(recipe.index) if idx is not None and a != recipe.div_axis), None)
 
-    parts: list[tuple[str, np.ndarray | None]] = []
+    parts: list[tuple[str, np.ndarray | None, int]] = []
     if part_axis is None:
-        parts.append((recipe.sources[0], None))
+        parts.append((recipe.sources[0], None, 0))
     else:
         full = recipe.index[part_axis]
         sizes = [source_shapes[s][part_axis] for s in recipe.sources]
         if full is None:  # concatenated whole (no gather on that axis)
-            parts = [(s, None) for s in recipe.sources]
+            parts = [(s, None, 0) for s in recipe.sources]
         else:
             owner = np.searchsorted(np.cumsum(sizes), full, side="right")  # source of each index
             # runs of consecutive indices from one source, in target order
@@ -62,8 +73,13 @@ def schedule(recipe, source_shapes: dict[str, tuple[int, ...]]) -> Schedule:
             for begin, end in zip(starts, list(starts[1:]) + [len(full)]):
                 k = int(owner[begin])
                 local = full[begin:end] - sum(sizes[:k])
-                parts.append((recipe.sources[k], None if _is_identity(local, sizes[k]) else
-                              np.array(local, dtype=np.int64)))
+                parts.append((recipe.sources[k], *_take(local, sizes[k])))
+
+    if ndim == 1 and len(parts) > 1 and recipe.divisor is None:   # as defined: concat whole, one gather
+        parts = [(name, None, 0) for name in recipe.sources]
+        full = recipe.index[0]
+        return Schedule(recipe.name, tuple(parts), 0, None,
+                        () if full is None else ((0, *_take(full, sum(sizes))),), recipe.same_as)
 
     divisor = None
     if recipe.divisor is not None:
@@ -74,7 +90,18 @@ def schedule(recipe, source_shapes: dict[str, tuple[int, ...]]) -> Schedule:
         shape[recipe.div_axis] = -1
         divisor = np.array(d.reshape(shape))
 
-    gathers = tuple((a, np.array(idx, dtype=np.int64)) for a, idx in enumerate(recipe.index)
+    size = source_shapes[recipe.sources[0]]
+    gathers = tuple((a, *_take(idx, size[a])) for a, idx in enumerate(recipe.index)
                     if idx is not None and a != part_axis)
     return Schedule(recipe.name, tuple(parts), part_axis, divisor, gathers, recipe.same_as)
 
+
+def _take(index: np.ndarray, size: int) -> tuple[np.ndarray | None, int]:
+    """(index, keep) of take() for `index` into an axis of `size`: (None, 0) for all of it in
+    order, (the rest, 1) when it starts so, else (index, 0)."""
+    index = np.asarray(index, dtype=np.int64)
+    if _is_identity(index, size):
+        return None, 0
+    if len(index) > size and np.array_equal(index[:size], np.arange(size)):
+        return np.array(index[size:]), 1
+    return np.array(index), 0
