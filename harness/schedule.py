@@ -11,16 +11,15 @@ order can change without changing one bit. The schedule:
         x = take(x, index, keep, axis)
 
     take(x, None, 0, axis)  = x
-    take(x, index, 0, axis) = x[index] along axis
-    take(x, index, 1, axis) = concat([x, x[index]]) along axis   (all of x first, then the rest)
+    take(x, index, keep, axis) = x[index] along axis   (keep = 1: index starts with all of x in order)
 
 part_axis is the AKI concatenation axis, else the first grown axis that is not
 divided; so AKI halves are gathered before they are joined (no full-size
 concatenation), and the division runs once on an owned buffer, before the last gather.
 An index that starts with every position of its axis in order (the hidden map: the
-source's coordinates first) is stored as the rest with keep = 1, and each executor takes
-it its fastest way (MindSpore: copy x whole and gather only the rest; PyTorch: one
-index_select over the whole index); the values are the same. A 1-D recipe with several
+source's coordinates first) is marked keep = 1, and each executor takes it its fastest
+way (MindSpore: copy x whole and gather only the rest; PyTorch: one index_select over
+the whole index); the values are the same. A 1-D recipe with several
 parts runs as defined (the sources concatenated whole, then one gather): two operations
 instead of one per part, which is what a bias or a LayerNorm vector costs.
 """
@@ -98,10 +97,8 @@ def schedule(recipe, source_shapes: dict[str, tuple[int, ...]]) -> Schedule:
 
 def _take(index: np.ndarray, size: int) -> tuple[np.ndarray | None, int]:
     """(index, keep) of take() for `index` into an axis of `size`: (None, 0) for all of it in
-    order, (the rest, 1) when it starts so, else (index, 0)."""
-    index = np.asarray(index, dtype=np.int64)
+    order, else (index, 1 when it starts with all of it in order, else 0)."""
+    index = np.array(index, dtype=np.int64)
     if _is_identity(index, size):
         return None, 0
-    if len(index) > size and np.array_equal(index[:size], np.arange(size)):
-        return np.array(index[size:]), 1
-    return np.array(index), 0
+    return index, int(len(index) > size and _is_identity(index[:size], size))
