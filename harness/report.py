@@ -93,20 +93,24 @@ def _rows_of(rows: list[Row], kind) -> list[Row]:
     so the same rule decides for all of them, and a case that crashed early is not left out."""
     cases = {r.case for r in rows if r.quantity in kind.quantities}
     measured = {r.case for r in rows if r.quantity != "run"}
-    cases |= {r.case for r in rows if r.case not in measured and _kind_of_id(r.case) is kind}
+    unmeasured = {r.case for r in rows} - measured
+    if unmeasured:
+        kinds = _kinds_by_id()
+        cases |= {case for case in unmeasured if kinds.get(case, GROWTH) is kind}
     return [r for r in rows if r.case in cases]
 
 
-def _kind_of_id(case_id: str):
-    """The kind whose cases file holds case_id; GROWTH when none does (or a file cannot be read)."""
+def _kinds_by_id() -> dict:
+    """case id -> the kind whose cases file holds it (each file read once; one that cannot be
+    read holds none)."""
     from harness.errors import BadInput
+    out = {}
     for kind in KINDS:
         try:
-            if case_id in {case.id for case in kind.load()}:
-                return kind
+            out.update({case.id: kind for case in kind.load()})
         except BadInput:
             continue
-    return GROWTH
+    return out
 
 
 class _CaseRows:
