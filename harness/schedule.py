@@ -32,12 +32,10 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Schedule:
-    name: str
     parts: tuple[tuple[str, np.ndarray | None, int], ...]   # (source name, index or None, keep) along part_axis
     part_axis: int | None
     divisor: np.ndarray | None                          # float32, shaped to broadcast along div_axis
     gathers: tuple[tuple[int, np.ndarray, int], ...]   # remaining (axis, index, keep), in order (module doc)
-    same_as: str | None = None
 
     @property
     def fresh(self) -> bool:
@@ -69,16 +67,13 @@ def schedule(recipe, source_shapes: dict[str, tuple[int, ...]]) -> Schedule:
             owner = np.searchsorted(np.cumsum(sizes), full, side="right")  # source of each index
             # runs of consecutive indices from one source, in target order
             starts = np.flatnonzero(np.diff(owner, prepend=-1))
+            if ndim == 1 and len(starts) > 1 and recipe.divisor is None:   # as defined: concat whole, one gather
+                return Schedule(tuple((name, None, 0) for name in recipe.sources), 0, None,
+                                ((0, *_take(full, sum(sizes))),))
             for begin, end in zip(starts, list(starts[1:]) + [len(full)]):
                 k = int(owner[begin])
                 local = full[begin:end] - sum(sizes[:k])
                 parts.append((recipe.sources[k], *_take(local, sizes[k])))
-
-    if ndim == 1 and len(parts) > 1 and recipe.divisor is None:   # as defined: concat whole, one gather
-        parts = [(name, None, 0) for name in recipe.sources]
-        full = recipe.index[0]
-        return Schedule(recipe.name, tuple(parts), 0, None,
-                        () if full is None else ((0, *_take(full, sum(sizes))),), recipe.same_as)
 
     divisor = None
     if recipe.divisor is not None:
@@ -92,7 +87,7 @@ def schedule(recipe, source_shapes: dict[str, tuple[int, ...]]) -> Schedule:
     size = source_shapes[recipe.sources[0]]
     gathers = tuple((a, *_take(idx, size[a])) for a, idx in enumerate(recipe.index)
                     if idx is not None and a != part_axis)
-    return Schedule(recipe.name, tuple(parts), part_axis, divisor, gathers, recipe.same_as)
+    return Schedule(tuple(parts), part_axis, divisor, gathers)
 
 
 def _take(index: np.ndarray, size: int) -> tuple[np.ndarray | None, int]:
