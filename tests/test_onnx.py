@@ -50,15 +50,21 @@ def test_export_cache_hands_out_copies(tiny_export, tmp_path, monkeypatch):
     from harness import onnx_backend
     from harness.onnx_backend import export_cached
     state, first = tiny_export
+    # the stub's entries and kept files end with this test (the cache is process-wide)
+    monkeypatch.setattr(onnx_backend, "_exports", dict(onnx_backend._exports))
+    monkeypatch.setattr(onnx_backend, "_kept", [tmp_path / "kept"])
     path, reused = export_cached(TINY, state, tmp_path / "again")
     assert reused and path.read_bytes() == first.read_bytes()
     path.write_bytes(b"edited")   # a caller's edit stays in its copy
     assert export_cached(TINY, state, tmp_path / "third")[0].read_bytes() == first.read_bytes()
     other = {**state, "transformer.ln_f.bias": state["transformer.ln_f.bias"] + np.float32(1e-3)}
+    third = {**state, "transformer.ln_f.bias": state["transformer.ln_f.bias"] + np.float32(2e-3)}
+    labels = {onnx_backend._digest(w): label for w, label in
+              ((other, b"other weights"), (third, b"third weights"))}
 
-    def fake_export(cfg, state, out_dir, dtype="float32"):   # other weights: exported anew (stub: fast)
+    def fake_export(cfg, state, out_dir, dtype="float32"):   # exported anew (stub: fast, bytes name the weights)
         out_dir.mkdir(parents=True)
-        (out_dir / onnx_backend.MODEL_NAME).write_bytes(b"other weights")
+        (out_dir / onnx_backend.MODEL_NAME).write_bytes(labels[onnx_backend._digest(state)])
         return out_dir / onnx_backend.MODEL_NAME
 
     monkeypatch.setattr(onnx_backend, "export_gpt2", fake_export)
@@ -66,6 +72,12 @@ def test_export_cache_hands_out_copies(tiny_export, tmp_path, monkeypatch):
     assert not reused and path.read_bytes() == b"other weights"
     assert export_cached(TINY, other, tmp_path / "other2") == (tmp_path / "other2" / "model.onnx", True)
     assert export_cached(TINY, state, tmp_path / "fourth")[0].read_bytes() == first.read_bytes()   # its own entry still
+    # a kept file gone: exported again, and a later key must not take over its folder
+    onnx_backend._exports[(TINY, "float32", onnx_backend._digest(other))].unlink()
+    assert export_cached(TINY, other, tmp_path / "fifth") == (tmp_path / "fifth" / "model.onnx", False)
+    assert export_cached(TINY, third, tmp_path / "sixth")[0].read_bytes() == b"third weights"
+    path, reused = export_cached(TINY, other, tmp_path / "seventh")
+    assert reused and path.read_bytes() == b"other weights"
 
 
 def test_failed_export_leaves_nothing(tmp_path, monkeypatch):
