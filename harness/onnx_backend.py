@@ -97,8 +97,7 @@ def export_gpt2(cfg: ModelConfig, state: dict[str, np.ndarray], out_dir: Path, d
     batch = torch.export.Dim("batch", min=1, max=4096)
     seq = torch.export.Dim("seq", min=1, max=cfg.positions)
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_beside(out_dir, folder=True)
+    tmp = temp_beside(out_dir, folder=True)   # creates out_dir's parent
     try:
         with _quiet_exporter(), torch.no_grad():
             program = torch.onnx.export(
@@ -140,8 +139,7 @@ def export_cached(cfg: ModelConfig, state: dict[str, np.ndarray], out_dir: Path,
     weights (by content) and dtype for models up to CACHE_MAX_PARAMS: (path, whether reused).
     out_dir always gets its own copy, so a caller may edit it. Tests export the same tiny model
     several times; one export costs seconds, a copy milliseconds."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)   # its parent is made by the writers (temp_beside)
     if cfg.n_params() > CACHE_MAX_PARAMS:
         return export_gpt2(cfg, state, out_dir, dtype), False
     key = (cfg, dtype, _digest(state))
