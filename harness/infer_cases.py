@@ -87,7 +87,7 @@ def _check_row(row: object, where: str, presets: dict) -> InferCase:
     for key in ("length", "windows", "batch", "prompt", "greedy"):
         if values[key] < 1:
             raise BadInput(f"{where}: key {key!r} must be >= 1, got {values[key]}", f"set {key} to a positive integer")
-    check_id_keys(row, where)
+    values["marks"], values["seed"], values["suffix"] = check_id_keys(row, where)
     dtypes = values["dtypes"]
     if not dtypes or any(d not in DTYPE_NAMES for d in dtypes) or len(set(dtypes)) != len(dtypes):
         raise BadInput(f"{where}: key 'dtypes' must list some of {', '.join(DTYPE_NAMES)} once each, got {dtypes!r}",
@@ -113,7 +113,7 @@ def _check_row(row: object, where: str, presets: dict) -> InferCase:
             validate(gpt2[values["grown_from"]], cfg, values["method"], values["sampling"], values["seed"])
         except BadInput as e:
             raise BadInput(f"{where}: {e.what}", e.fix) from None
-    return InferCase(**{**values, "dtypes": tuple(dtypes), "marks": tuple(values["marks"])})
+    return InferCase(**{**values, "dtypes": tuple(dtypes)})
 
 
 def load_infer_cases(path: Path = INFER_TOML) -> list[InferCase]:
