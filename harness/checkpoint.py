@@ -155,8 +155,7 @@ def _truncation(path: Path) -> str | None:
             (n,) = struct.unpack("<Q", f.read(8))
             if n > size - 8:
                 return None if n > 100_000_000 else f"truncated: the header alone claims {n} bytes, the file has {size}"
-            f.seek(0)
-            n, header = _st_header(f)
+            header = json.loads(f.read(n))
         end = 8 + n + max(e["data_offsets"][1] for k, e in header.items() if k != "__metadata__")
         return f"truncated: the header describes {end} bytes, the file has {size}" if end > size else None
     except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):

@@ -153,10 +153,12 @@ def commit(tmp: Path, final: Path) -> None:
 
 
 def discard(tmp: Path) -> None:
-    if tmp.is_dir() and not tmp.is_symlink():
-        shutil.rmtree(tmp, ignore_errors=True)
+    """Remove a temporary file or folder, best effort (a folder that will not go entirely stays)."""
     try:
-        os.unlink(tmp)
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            os.unlink(tmp)
     except FileNotFoundError:
         pass
     _LIVE.discard(tmp)
