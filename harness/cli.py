@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
                     "default: drawn from --seed as `init` does")
     ex.add_argument("--seed", type=int, default=0, help="seed of the plan (and of the source if drawn)")
     ex.add_argument("--allow-nonfinite", action="store_true", help="accept NaN/Inf in the source")
+    ex.add_argument("--ms-executor", help="kernel (one pass per tensor, a custom operator; the default where "
+                    "it builds) | ops (MindSpore's own ops); same bits either way")
     ex.add_argument("--out", required=True, type=Path, help="output folder")
 
     inf = sub.add_parser("infer", help="print the sentence embedding of a checkpoint")
@@ -111,6 +113,11 @@ def cmd_expand(args) -> int:
     _choice(args.method, METHODS, "method")
     _choice(args.sampling, SAMPLINGS, "sampling")
     fws = _frameworks(args.framework)
+    if args.ms_executor is not None:   # checked before any work: a typo should not cost a PyTorch run
+        if "ms" not in fws:
+            raise BadInput("--ms-executor applies to MindSpore, which --framework leaves out",
+                           "drop --ms-executor or use --framework ms|both")
+        frameworks.load("ms").expand.choose_executor(args.ms_executor)
     if args.src_ckpt is not None:
         _, cfg_path = resolve(args.src_ckpt)
         if cfg_path is None and args.src is None:
@@ -143,23 +150,27 @@ def cmd_expand(args) -> int:
             stage("loading source")
             src_state, load_s = pipeline.load_source(name, src_cfg, args.src_ckpt, args.seed, args.allow_nonfinite)
             stage(f"expanding {len(recipes)} tensors", total=len(recipes), completed=0)
-            result = pipeline.expand(name, recipes, src_state, on_tensor=lambda _: bar.advance(task))
+            result = pipeline.expand(name, recipes, src_state, on_tensor=lambda _: bar.advance(task),
+                                     executor=args.ms_executor if name == "ms" else None)
+            if result.executor_note:
+                print(f"{fw.title}: {result.executor_note}", file=sys.stderr, flush=True)
             stage("saving", total=None)
             path = pipeline.save(result, dst_cfg, args.out)
-        rows.append((fw.title, {"load": load_s, "plan": plan_seconds, **result.seconds}, path))
+        rows.append((fw.title, {"load": load_s, "plan": plan_seconds, **result.seconds}, path, result.executor))
         del src_state, result
 
     log = {"plan": json.loads(plan.to_json()), "tensors": provenance(plan, recipes),
-           "seconds": {title: seconds for title, seconds, _ in rows}}
+           "seconds": {title: seconds for title, seconds, _, _ in rows},
+           "executor": {title: executor for title, _, _, executor in rows}}
     write_json(args.out / "plan.json", log)
 
     table = Table(title=f"{args.model} {src_cfg.name or 'source'} -> {args.dst}, {args.method}/{args.sampling}, "
                         f"seed {args.seed}: {src_cfg.n_params():,} -> {dst_cfg.n_params():,} params")
     columns = {"load s": "load", "plan s": "plan", "expand s": "expand", "save s": "save"}
-    for col in ("framework", *columns, "file", "MB"):
+    for col in ("framework", "executor", *columns, "file", "MB"):
         table.add_column(col, justify="right" if col.endswith(("s", "MB")) else "left")
-    for title, seconds, path in rows:
-        table.add_row(title, *(f"{seconds[key]:.2f}" for key in columns.values()),
+    for title, seconds, path, executor in rows:
+        table.add_row(title, executor, *(f"{seconds[key]:.2f}" for key in columns.values()),
                       str(path), f"{path.stat().st_size / 1e6:.1f}")
     Console().print(table)
     print(f"plan and provenance: {args.out / 'plan.json'}")

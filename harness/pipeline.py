@@ -19,6 +19,8 @@ class GrowResult:
     seconds: dict[str, float]            # per stage
     weights_path: Path | None = None
     weights_bytes: int = 0
+    executor: str = ""                   # how the expander ran (models_*.expand.EXECUTORS)
+    executor_note: str = ""              # why it is not the framework's default, if it is not
 
 
 def load_source(framework: str, src_cfg: ModelConfig, src_ckpt: Path | None, seed: int,
@@ -34,12 +36,15 @@ def load_source(framework: str, src_cfg: ModelConfig, src_ckpt: Path | None, see
 
 
 def expand(framework: str, recipes: list, src_state: dict,
-           on_tensor: Callable[[str], None] | None = None) -> GrowResult:
-    """Target state from src_state by the recipes; times the expand stage alone."""
+           on_tensor: Callable[[str], None] | None = None, executor: str | None = None) -> GrowResult:
+    """Target state from src_state by the recipes; times the expand stage alone (the executor is
+    chosen, and the MindSpore kernel built if need be, before the clock starts)."""
     fw = frameworks.load(framework)
+    executor, note = fw.expand.choose_executor(executor)
     start = time.perf_counter()
-    state = fw.expand.expand(src_state, recipes, on_tensor=on_tensor)
-    return GrowResult(framework, state, {"expand": time.perf_counter() - start})
+    state = fw.expand.expand(src_state, recipes, on_tensor=on_tensor, executor=executor)
+    return GrowResult(framework, state, {"expand": time.perf_counter() - start},
+                      executor=executor, executor_note=note)
 
 
 def save(result: GrowResult, dst_cfg: ModelConfig, out_dir: Path) -> Path:

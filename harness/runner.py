@@ -287,6 +287,8 @@ class _Side:
     weights_bytes: int
     sha256: str
     rerun_sha256: str | None = None
+    executor: str = ""
+    executor_rows: list = dataclasses.field(default_factory=list)
 
 
 def _forward(fw, cfg: ModelConfig, state: dict, inputs: Inputs, hooks: Hooks, role: str) -> tuple[dict, float]:
@@ -307,13 +309,14 @@ def _source_ckpt(case: Case) -> Path | None:
 
 
 def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: Inputs, case_dir: Path,
-              hooks: Hooks, compare: Callable[[dict], None]) -> _Side:
+              hooks: Hooks, compare: Callable[[dict], None], tol: Tolerances) -> _Side:
     """Load, forward the source, expand, save, compare (callback), forward the grown model; free all."""
     fw = frameworks.load(name)
     src_cfg, dst_cfg = plan.src, plan.dst
     src_state, load_s = pipeline.load_source(name, src_cfg, _source_ckpt(case), case.seed)
     source_out, fwd_src_s = _forward(fw, src_cfg, pipeline.to_numpy_state(name, src_state), inputs, hooks, "source")
     result = pipeline.expand(name, recipes, src_state)
+    executor, executor_rows = result.executor, executor_check(case.id, name, recipes, src_state, result, tol)
     if name != "pt":   # only PyTorch expands again (hash check): free the source before saving
         del src_state
         gc.collect()
@@ -336,7 +339,37 @@ def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: In
         del again, again_recipes, src_state
         shutil.rmtree(case_dir / "pt_rerun", ignore_errors=True)
         gc.collect()
-    return _Side(seconds, grown_out, source_out, path, path.stat().st_size, digest, rerun)
+    return _Side(seconds, grown_out, source_out, path, path.stat().st_size, digest, rerun,
+                 executor, executor_rows)
+
+
+def executor_check(case_id: str, name: str, recipes: list, src_state: dict, result, tol: Tolerances) -> list[Row]:
+    """Where the expander ran by a custom kernel (MindSpore's default), every tensor is made again by the
+    framework's own ops and compared bit for bit (one tensor at a time: no second state is held),
+    so each case also proves the framework's ops give the grown model the kernel gave."""
+    fw = frameworks.load(name)
+    if result.executor != "kernel":   # by the framework's own ops: nothing to check; say why if by fallback
+        return [_row(case_id, "param", f"{name}.executor", result.executor, None, result.executor_note, "info")
+                ] if result.executor_note else []
+    worst, worst_name, differing, compared = 0, "none", 0, 0
+    for recipe in recipes:
+        if recipe.same_as is not None:
+            continue
+        by_ops = fw.io.to_numpy(fw.expand.expand(src_state, [recipe], executor="ops")[recipe.name])
+        by_kernel = fw.io.to_numpy(result.state[recipe.name])
+        compared += 1
+        if by_ops.shape != by_kernel.shape:
+            worst, worst_name, differing = np.iinfo(np.uint32).max, f"{recipe.name} (shape)", differing + 1
+            continue
+        if not np.array_equal(by_ops.view(np.uint32), by_kernel.view(np.uint32)):
+            ulp = int(ulp_distance(by_kernel, by_ops).max())
+            differing += 1
+            if ulp > worst:
+                worst, worst_name = ulp, recipe.name
+    limit, why = _limited(tol, case_id, "param", "max_ulp")
+    return [_row(case_id, "param", f"{name}.kernel_vs_ops.max_ulp", worst, limit,
+                 f"{fw.title}'s kernel executor vs its own ops: {differing} of {compared} tensors differ, "
+                 f"worst {worst_name}" + why)]
 
 
 def _resource() -> str:
@@ -396,7 +429,8 @@ def _measure(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances, rows: li
         return run
 
     for name in FRAMEWORK_ORDER:
-        sides[name] = _run_side(name, case, plan, recipes, inputs, case_dir, hooks, compare(name))
+        sides[name] = _run_side(name, case, plan, recipes, inputs, case_dir, hooks, compare(name), tol)
+        rows.extend(sides[name].executor_rows)
     pt, ms = sides["pt"], sides["ms"]
     keep = inputs.keep
 
@@ -419,6 +453,9 @@ def _measure(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances, rows: li
         rows.append(_row(cid, "time", f"ms_over_pt.{stage}", ratio, limit,
                          f"MindSpore / PyTorch {stage} time" + why))
     rows.append(_row(cid, "time", "resource", _resource(), None, "where the times were taken", "info"))
+    rows.append(_row(cid, "time", "executors", ", ".join(f"{frameworks.NAMES[n]} {sides[n].executor}"
+                                                          for n in FRAMEWORK_ORDER), None,
+                     "how each expander ran (models_*/expand.py EXECUTORS)", "info"))
 
     n_params = plan.dst.n_params()
     rows.append(_row(cid, "size", "params", n_params, None, f"target {plan.dst.name}"))

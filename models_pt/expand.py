@@ -1,9 +1,15 @@
 """Grow a model by executing the growth plan's recipes on this framework's tensors.
 
 The plan (harness.plan) holds all randomness and harness.recipe compiles it into
-one recipe per target tensor; this module only executes them (harness.schedule):
-at most one concatenation (AKI), one division (in-dims, on the source side) and one
-gather per grown axis (a gather that keeps the whole tensor first appends the rest).
+one recipe per target tensor; this module only executes them, by one of EXECUTORS:
+
+- "ops": the framework's own operations in harness.schedule's order: at most one
+  concatenation (AKI), one division (in-dims, on the source side) and one gather per
+  grown axis (a gather that keeps the whole tensor first appends the rest);
+- "kernel" (MindSpore only, its default): each tensor in one pass by a custom
+  operator (models_ms/grow_take.cc, harness.fused), where MindSpore's own ops pay
+  a fixed cost per call and per fresh buffer; same bits as "ops".
+
 Depth copies reuse the tensor already grown for their source layer.
 """
 from __future__ import annotations
@@ -12,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from harness.errors import BadInput
 from harness.schedule import Schedule, schedule
 # mirror: framework
 import torch
@@ -59,17 +66,42 @@ def apply_schedule(src_state: dict[str, Tensor], step: Schedule) -> Tensor:
     return x
 
 
+def _by_ops(src_state: dict[str, Tensor], recipe, shapes: dict[str, tuple[int, ...]]) -> Tensor:
+    return apply_schedule(src_state, schedule(recipe, shapes))
+
+
 def expand(src_state: dict[str, Tensor], recipes: list,
-           on_tensor: Callable[[str], None] | None = None) -> dict[str, Tensor]:
+           on_tensor: Callable[[str], None] | None = None, executor: str | None = None) -> dict[str, Tensor]:
     """Target state (name -> tensor, target table order) from the source state; on_tensor(name)
-    is called as each target tensor is made (progress)."""
+    is called as each target tensor is made (progress). executor: one of EXECUTORS (default:
+    the first that is available here, see choose_executor)."""
+    make = _EXECUTE[choose_executor(executor)[0]]
     shapes = {name: tuple(t.shape) for name, t in src_state.items()}
     target: dict[str, Tensor] = {}
     for recipe in recipes:
         if recipe.same_as is not None:
             target[recipe.name] = target[recipe.same_as]
         else:
-            target[recipe.name] = apply_schedule(src_state, schedule(recipe, shapes))
+            target[recipe.name] = make(src_state, recipe, shapes)
         if on_tensor is not None:
             on_tensor(recipe.name)
+    _wait()
     return target
+
+
+# mirror: framework
+EXECUTORS = ("ops",)   # ops: torch.index_select / cat / div in harness.schedule's order
+_EXECUTE = {"ops": _by_ops}
+
+
+def _wait() -> None:
+    """Return once every queued operation is done: nothing to wait for (eager on CPU)."""
+
+
+def choose_executor(name: str | None = None) -> tuple[str, str]:
+    """(executor, note): `name` if given and valid, else the default; the note says why when the
+    default is not the first of EXECUTORS (never, here)."""
+    if name not in (None, *EXECUTORS):
+        raise BadInput(f"unknown PyTorch executor {name!r}", f"use one of: {', '.join(EXECUTORS)}")
+    return "ops", ""
+# mirror: end

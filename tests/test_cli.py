@@ -27,7 +27,25 @@ def test_expand_both_frameworks_writes_identical_models_and_provenance(tmp_path,
     assert tensors["transformer.h.0.mlp.c_fc.weight"]["sources"] == ["transformer.h.0.mlp.c_fc.weight",
                                                                      "transformer.h.1.mlp.c_fc.weight"]
     assert set(log["seconds"]) == {"PyTorch", "MindSpore"}
+    assert log["executor"] == {"PyTorch": "ops", "MindSpore": "kernel"}
     assert "expand s" in capsys.readouterr().out
+
+
+def test_expand_ms_by_its_own_ops_writes_the_same_checkpoint(tmp_path, capsys):
+    args = ["expand", "--model", "bert", "--src", "tiny", "--dst", "tiny_wd", "--method", "aki", "--framework", "ms"]
+    assert main([*args, "--out", str(tmp_path / "kernel")]) == 0
+    assert main([*args, "--ms-executor", "ops", "--out", str(tmp_path / "ops")]) == 0
+    assert (tmp_path / "kernel" / "model.ckpt").read_bytes() == (tmp_path / "ops" / "model.ckpt").read_bytes()
+    assert json.loads((tmp_path / "ops" / "plan.json").read_text())["executor"] == {"MindSpore": "ops"}
+
+
+@pytest.mark.parametrize("framework,executor,says", [("ms", "fast", "unknown MindSpore executor 'fast'"),
+                                                      ("pt", "ops", "--ms-executor applies to MindSpore")])
+def test_a_wrong_ms_executor_is_refused_before_any_work(tmp_path, capsys, framework, executor, says):
+    assert main(["expand", "--model", "bert", "--src", "tiny", "--dst", "tiny_w", "--framework", framework,
+                 "--ms-executor", executor, "--out", str(tmp_path / "o")]) == 2
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_minilm_grows_to_768_and_loads_in_stock_transformers(tmp_path, capsys):

@@ -36,10 +36,14 @@ def test_frameworks_and_reference_agree_bit_for_bit(family, method, sampling, sh
     expected = reference_expand(plan, src)
     for name in ("pt", "ms"):
         fw = frameworks.load(name)
-        grown = pipeline.expand(name, recipes, {k: fw.io.to_tensor(v.copy()) for k, v in src.items()})
-        got = pipeline.to_numpy_state(name, grown.state)
-        assert list(got) == list(expected), f"{fw.title} tensor names differ from the reference's"
-        for tensor, ref in expected.items():
-            assert got[tensor].shape == ref.shape, f"{fw.title} {tensor}: shape {got[tensor].shape} vs reference {ref.shape}"
-            ulp = max_ulp(got[tensor], ref)
-            assert ulp == 0, f"{fw.title} {tensor} differs from the numpy reference by up to {ulp} ULP"
+        for executor in fw.expand.EXECUTORS:   # MindSpore: its kernel and its own ops
+            grown = pipeline.expand(name, recipes, {k: fw.io.to_tensor(v.copy()) for k, v in src.items()},
+                                    executor=executor)
+            assert grown.executor == executor
+            who = f"{fw.title} ({executor})"
+            got = pipeline.to_numpy_state(name, grown.state)
+            assert list(got) == list(expected), f"{who} tensor names differ from the reference's"
+            for tensor, ref in expected.items():
+                assert got[tensor].shape == ref.shape, f"{who} {tensor}: shape {got[tensor].shape} vs reference {ref.shape}"
+                ulp = max_ulp(got[tensor], ref)
+                assert ulp == 0, f"{who} {tensor} differs from the numpy reference by up to {ulp} ULP"

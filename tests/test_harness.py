@@ -183,6 +183,47 @@ def test_one_ulp_in_one_grown_tensor_fails_param_naming_the_tensor(tmp_path):
     assert not list(tmp_path.iterdir()), "grown checkpoints are deleted unless keep"
 
 
+def test_ms_kernel_and_ms_ops_are_compared_in_every_case(tmp_path, monkeypatch):
+    target = "encoder.layer.1.output.dense.weight"
+    ms_expand = frameworks.load("ms").expand
+    by_ops = ms_expand._EXECUTE["ops"]
+
+    def nudged_ops(src_state, recipe, shapes):   # MindSpore's ops made to differ by 1 ULP in one element
+        x = by_ops(src_state, recipe, shapes)
+        if recipe.name != target:
+            return x
+        a = x.asnumpy().copy()
+        a[0, 0] = np.nextafter(a[0, 0], np.float32(np.inf))
+        return frameworks.load("ms").io.to_tensor(a)
+
+    monkeypatch.setitem(ms_expand._EXECUTE, "ops", nudged_ops)
+    rows = run_case(Case("bert", "tiny", "tiny_w", "aki"), tmp_path, hooks=Hooks())
+    (check,) = _rows(rows, "param", "ms.kernel_vs_ops.max_ulp")
+    assert check.status == "fail" and check.value == 1
+    assert f"1 of " in check.detail and f"worst {target}" in check.detail
+    assert not _rows(rows, "param", "pt.executor")   # PyTorch ran by its own ops, its only executor
+    (executors,) = _rows(rows, "time", "executors")
+    assert executors.value == "PyTorch ops, MindSpore kernel"
+    (ulp,) = _rows(rows, "param", "max_ulp")     # the kernel's grown model itself still equals PyTorch's
+    assert ulp.status == "pass" and ulp.value == 0
+
+
+def test_a_case_without_the_ms_kernel_runs_by_ops_and_says_why(tmp_path, monkeypatch):
+    from harness import kernels
+    ms_expand = frameworks.load("ms").expand
+
+    def no_compiler(source, build_dir=None):
+        raise kernels.KernelUnavailable("no C++ compiler 'g++' on PATH (fix: install g++, or set CXX to one)")
+    monkeypatch.setattr(kernels, "build", no_compiler)
+    monkeypatch.setattr(ms_expand, "_kernel", {})
+    rows = run_case(Case("gpt2", "tiny", "tiny_w", "aki"), tmp_path, hooks=Hooks())
+    (info,) = _rows(rows, "param", "ms.executor")
+    assert info.value == "ops" and info.status == "info" and "no C++ compiler" in info.detail
+    assert not _rows(rows, "param", "ms.kernel_vs_ops.max_ulp")
+    assert _rows(rows, "time", "executors")[0].value == "PyTorch ops, MindSpore ops"
+    assert failure_message(info.case, "param", rows) is None
+
+
 def test_param_compare_names_missing_tensors_on_either_side():
     tol = load_tolerances()
     a = {"x": np.zeros(3, np.float32), "only_ms": np.zeros(1, np.float32)}

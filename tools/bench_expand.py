@@ -13,7 +13,7 @@ runs. First, the machine's free memory is touched once and released (--warm-memo
 VM whose host backs guest memory lazily (firecracker here), the first touch of each page
 costs about 10x a later one (18 GB: 40.7 s, then 2.9 s; measured), and without this
 whichever stage first reaches fresh memory (usually the save) pays for it. Prints one table; the MindSpore / PyTorch ratio is given for expand and for
-load + expand + save.
+load + expand + save, for each MindSpore executor (kernel: the default; ops: MindSpore's own ops).
 
     python tools/bench_expand.py [--cases bert_small2base_aki,...] [--frameworks pt,ms] [--repeat 3]
 """
@@ -80,15 +80,18 @@ def _floor(path: Path, arrays: dict, direct: bool) -> float:
         path.unlink(missing_ok=True)
 
 
-def bench_case(case: str, fws: list[str], workdir: Path, repeat: int) -> list[dict]:
-    """Per framework, `repeat` times: load; expand, save and the write floor, each alone. Medians."""
+def bench_case(case: str, fws: list[str], workdir: Path, repeat: int, ms_executors: list[str]) -> list[dict]:
+    """Per framework (MindSpore: per executor), `repeat` times: load; expand, save and the write floor,
+    each alone. Medians."""
     family, src, dst = SEED_CASES[case]
     src_cfg, dst_cfg = preset(family, src), preset(family, dst)
     src_path = workdir / "src" / "model.safetensors"
     write_safetensors(src_path, init_state(src_cfg, 0), direct=False)   # buffered: it stays cached for both
     rows = []
-    for name in fws:
+    for name, executor in [(n, e) for n in fws for e in (ms_executors if n == "ms" else [None])]:
         fw = frameworks.load(name)
+        executor = fw.expand.choose_executor(executor)[0]
+        title = f"{fw.title} ({executor})"
         runs: dict[str, list[float]] = {k: [] for k in ("load", "plan", "expand", "save", "write")}
         for _ in range(repeat):
             t0 = time.perf_counter()
@@ -97,7 +100,7 @@ def bench_case(case: str, fws: list[str], workdir: Path, repeat: int) -> list[di
             t0 = time.perf_counter()
             recipes = compile_recipes(build_plan(src_cfg, dst_cfg, "aki", "paper", 0))
             runs["plan"].append(time.perf_counter() - t0)
-            result = pipeline.expand(name, recipes, src_state)
+            result = pipeline.expand(name, recipes, src_state, executor=executor)
             os.sync()   # before each timed write: no write pays for what earlier steps left dirty
             pipeline.save(result, dst_cfg, workdir / name)
             nbytes = result.weights_bytes
@@ -108,11 +111,11 @@ def bench_case(case: str, fws: list[str], workdir: Path, repeat: int) -> list[di
             runs["write"].append(min(_floor(workdir / "floor.safetensors", arrays, direct) for direct in (True, False)))
             del result, arrays, src_state
             gc.collect()
-        row = {"case": case, "framework": fw.title, "bytes": nbytes, "runs": repeat}
+        row = {"case": case, "framework": title, "name": name, "bytes": nbytes, "runs": repeat}
         row.update({k: float(statistics.median(v)) for k, v in runs.items()})
         row["spread"] = max(max(v) / min(v) for k, v in runs.items() if k != "plan" and min(v) > 0)
         rows.append(row)
-        print(f"{case} {fw.title}: " + ", ".join(f"{k} {' '.join(f'{x:.2f}' for x in v)}" for k, v in runs.items()),
+        print(f"{case} {title}: " + ", ".join(f"{k} {' '.join(f'{x:.2f}' for x in v)}" for k, v in runs.items()),
               flush=True)
     shutil.rmtree(workdir / "src", ignore_errors=True)
     return rows
@@ -122,6 +125,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default=",".join(SEED_CASES))
     ap.add_argument("--frameworks", default="pt,ms")
+    ap.add_argument("--ms-executors", default="kernel,ops",
+                    help="MindSpore executors to time, each its own row (models_ms/expand.py EXECUTORS)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per case and framework; medians are shown")
     ap.add_argument("--no-warm-memory", dest="warm_memory", action="store_false",
                     help="skip touching the free memory once before measuring")
@@ -129,6 +134,13 @@ def main() -> int:
     args = ap.parse_args()
     if args.repeat < 1:
         ap.error("--repeat must be >= 1")
+    if "ms" in args.frameworks.split(","):
+        from harness.errors import BadInput
+        try:   # before any work: builds the kernel if need be; a name it does not know is an error
+            for executor in args.ms_executors.split(","):
+                frameworks.load("ms").expand.choose_executor(executor)
+        except BadInput as exc:
+            ap.error(str(exc))
     from rich.console import Console
     from rich.table import Table
     table = Table(title=f"expansion benchmark: seconds, median of {args.repeat} (ratio = MindSpore / PyTorch)")
@@ -146,15 +158,15 @@ def main() -> int:
             return 2
         workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=args.workdir))
         try:
-            rows = bench_case(case, args.frameworks.split(","), workdir, args.repeat)
+            rows = bench_case(case, args.frameworks.split(","), workdir, args.repeat, args.ms_executors.split(","))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        by_fw = {r["framework"]: r for r in rows}
+        pt = next((r for r in rows if r["name"] == "pt"), None)
         for r in rows:
             r["total"] = r["load"] + r["expand"] + r["save"]
+        for r in rows:
             ratios = ["", ""]
-            if r["framework"] == "MindSpore" and "PyTorch" in by_fw:
-                pt = by_fw["PyTorch"]
+            if r["name"] == "ms" and pt is not None:
                 ratios = [f"{r[k] / pt[k]:.2f}" for k in ("expand", "total")]
             table.add_row(r["case"], r["framework"],
                           *(f"{r[k]:.2f}" for k in ("load", "plan", "expand", "save", "total", "write")),

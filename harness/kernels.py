@@ -1,0 +1,62 @@
+"""Build a C++ kernel source into a shared library once, and find it again.
+
+The library lands in build/kernels/<stem>-<hash>.so under the repository, named by
+the hash of its source and of the compiler command, so an edited source is rebuilt
+and an unchanged one is reused (built on first use, about 2 s). It is
+written to a temporary name and renamed, so a concurrent or interrupted build
+never leaves a half-written library behind. The compiler is $CXX (default g++).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_DIR = ROOT / "build" / "kernels"
+# No fast-math and no contraction: the kernels' arithmetic is plain IEEE float32.
+FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-ffp-contract=off")
+
+
+class KernelUnavailable(RuntimeError):
+    """The kernel could not be built here (no compiler, or the compiler failed); the message says why."""
+
+
+def library_path(source: Path, build_dir: Path = BUILD_DIR) -> tuple[Path, list[str]]:
+    """Where `source` is built, and the compiler command (without the output path)."""
+    cxx = shlex.split(os.environ.get("CXX", "g++"))
+    command = [*cxx, *FLAGS, str(source)]
+    digest = hashlib.sha256(source.read_bytes() + "\0".join(command[:-1]).encode()).hexdigest()[:16]
+    return build_dir / f"{source.stem}-{digest}.so", command
+
+
+def build(source: Path, build_dir: Path = BUILD_DIR) -> Path:
+    """The shared library of `source`, compiled now if this source and command were never built."""
+    if not source.is_file():
+        raise KernelUnavailable(f"kernel source {source} is missing (fix: restore it from git)")
+    path, command = library_path(source, build_dir)
+    if path.is_file():
+        return path
+    if shutil.which(command[0]) is None:
+        raise KernelUnavailable(f"no C++ compiler {command[0]!r} on PATH "
+                                "(fix: install g++, or set CXX to one)")
+    tmp = None
+    try:
+        build_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=build_dir)
+        os.close(fd)
+        done = subprocess.run([*command, "-o", tmp], capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            tail = "\n".join(done.stderr.strip().splitlines()[-8:])
+            raise KernelUnavailable(f"{shlex.join(command)} failed (exit {done.returncode}):\n{tail}")
+        os.replace(tmp, path)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise KernelUnavailable(f"building {source.name} failed: {exc}") from exc
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

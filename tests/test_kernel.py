@@ -1,0 +1,147 @@
+"""MindSpore's kernel executor (models_ms/grow_take.cc via harness.fused) and its build (harness.kernels)."""
+import os
+
+import numpy as np
+import pytest
+
+from harness import frameworks, kernels
+from harness.errors import BadInput
+from harness.fused import one_pass
+from harness.metrics import max_ulp
+from harness.recipe import TensorRecipe
+from harness.reference import execute_recipes_numpy
+
+ms_expand = frameworks.load("ms").expand
+ms_io = frameworks.load("ms").io
+
+
+def _random_recipe(rng, name, shape, n_sources, cat_axis, div_axis, grow):
+    """A recipe of the harness.recipe form over sources of `shape`: random indices (with repeats) on
+    the grown axes, a random positive divisor on div_axis; shapes large enough to use threads."""
+    ndim = len(shape)
+    full = list(shape)
+    if n_sources == 2:
+        full[cat_axis] *= 2
+    index = tuple(rng.integers(0, full[a], int(full[a] * 1.5)).astype(np.int64) if a in grow
+                  else None for a in range(ndim))
+    divisor = None if div_axis is None else rng.integers(1, 4, full[div_axis]).astype(np.float32)
+    sources = tuple(f"{name}.src{k}" for k in range(n_sources))
+    return TensorRecipe(name, sources, cat_axis if n_sources == 2 else None, div_axis, divisor, index)
+
+
+def _layouts():
+    """Every layout the kernel branches on: 1-D / 2-D, one or two sources, cat axis, div axis."""
+    for shape in ((300, 1000), (1000,)):
+        ndim = len(shape)
+        for n_sources in (1, 2):
+            for cat_axis in (range(ndim) if n_sources == 2 else [None]):
+                for div_axis in (None, *range(ndim)):
+                    yield shape, n_sources, cat_axis, div_axis
+
+
+@pytest.mark.parametrize("shape,n_sources,cat_axis,div_axis", list(_layouts()))
+def test_kernel_equals_the_recipe_definition(shape, n_sources, cat_axis, div_axis):
+    rng = np.random.default_rng(7)
+    grow = set(range(len(shape)))
+    recipe = _random_recipe(rng, "t", shape, n_sources, cat_axis, div_axis, grow)
+    src = {s: rng.standard_normal(shape).astype(np.float32) for s in recipe.sources}
+    want = execute_recipes_numpy([recipe], src)["t"]
+    got = ms_io.to_numpy(ms_expand.expand({k: ms_io.to_tensor(v) for k, v in src.items()}, [recipe],
+                                          executor="kernel")["t"])
+    assert got.shape == want.shape
+    assert max_ulp(got, want) == 0
+    assert got.size >= 2 ** 18 or len(shape) == 1   # the 2-D cases reach the threaded path
+
+
+def test_kernel_rejects_an_index_out_of_range_instead_of_reading_past_the_source():
+    from mindspore import Tensor
+    ms_expand.choose_executor("kernel")
+    op = ms_expand._kernel["op"]
+    x = Tensor(np.arange(16, dtype=np.float32).reshape(4, 4))
+    def call(rows):
+        arrays = (np.zeros(len(rows), np.int32), np.array(rows, np.int64), np.zeros(2, np.int32),
+                  np.array([0, 3], np.int64), np.ones(1, np.float32), np.array([-1, -1, 1], np.int64))
+        return op(x, x, *(Tensor.from_numpy(a) for a in arrays)).asnumpy()
+    assert np.array_equal(call([3, 0]), [[12, 15], [0, 3]])
+    with pytest.raises(RuntimeError, match="is 2"):
+        call([0, 4])
+
+
+def test_one_pass_refuses_what_the_kernel_cannot_take():
+    recipe = TensorRecipe("t", ("t.src0", "t.src1"), 1, None, None, (None, np.array([0, 11, 3])))
+    assert one_pass(recipe, {"t.src0": (4, 6), "t.src1": (4, 6)}).csel.tolist() == [0, 1, 0]
+    with pytest.raises(BadInput, match="outside its source axis"):
+        one_pass(recipe, {"t.src0": (4, 6), "t.src1": (4, 5)})      # column 11 of 11
+    with pytest.raises(BadInput, match="differ off the concatenation axis"):
+        one_pass(recipe, {"t.src0": (4, 6), "t.src1": (5, 6)})
+    cube = TensorRecipe("c", ("c.src0",), None, None, None, (None, None, np.array([0, 0])))
+    with pytest.raises(BadInput, match="1-D or 2-D"):
+        one_pass(cube, {"c.src0": (2, 2, 2)})
+
+
+def test_a_3d_tensor_goes_by_ops_with_the_same_values():
+    src = {"c.src0": np.arange(8, dtype=np.float32).reshape(2, 2, 2)}
+    recipe = TensorRecipe("c", ("c.src0",), None, 2, np.array([2.0, 4.0], np.float32), (None, None, np.array([1, 0, 1])))
+    got = ms_expand.expand({k: ms_io.to_tensor(v) for k, v in src.items()}, [recipe], executor="kernel")["c"]
+    assert max_ulp(ms_io.to_numpy(got), execute_recipes_numpy([recipe], src)["c"]) == 0
+
+
+def test_executor_choice_and_fallback(monkeypatch):
+    assert ms_expand.choose_executor("ops") == ("ops", "")
+    with pytest.raises(BadInput, match="unknown MindSpore executor 'fast'"):
+        ms_expand.choose_executor("fast")
+    with pytest.raises(BadInput, match="unknown PyTorch executor 'kernel'"):
+        frameworks.load("pt").expand.choose_executor("kernel")
+
+    def no_compiler(source, build_dir=None):
+        raise kernels.KernelUnavailable("no C++ compiler 'g++' on PATH (fix: install g++, or set CXX to one)")
+    monkeypatch.setattr(kernels, "build", no_compiler)
+    monkeypatch.setattr(ms_expand, "_kernel", {})          # as if never built in this process
+    executor, note = ms_expand.choose_executor()
+    assert executor == "ops" and "kernel unavailable" in note and "no C++ compiler" in note
+    with pytest.raises(BadInput, match="kernel executor is unavailable: no C\\+\\+ compiler"):
+        ms_expand.choose_executor("kernel")
+
+
+SOURCE = "extern \"C\" int Answer() { return 42; }\n"
+
+
+def test_build_compiles_once_and_again_when_the_source_changes(tmp_path):
+    source = tmp_path / "answer.cc"
+    source.write_text(SOURCE)
+    first = kernels.build(source, tmp_path / "out")
+    stamp = first.stat().st_mtime_ns
+    assert kernels.build(source, tmp_path / "out") == first and first.stat().st_mtime_ns == stamp
+    source.write_text(SOURCE.replace("42", "43"))
+    second = kernels.build(source, tmp_path / "out")
+    assert second != first and second.is_file()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([first.name, second.name])  # no temporaries
+
+
+def test_build_failures_name_the_cause_and_leave_nothing(tmp_path, monkeypatch):
+    source = tmp_path / "broken.cc"
+    source.write_text("this is not C++\n")
+    with pytest.raises(kernels.KernelUnavailable, match="failed \\(exit"):
+        kernels.build(source, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    with pytest.raises(kernels.KernelUnavailable, match="no C\\+\\+ compiler 'no-such-compiler-here'"):
+        kernels.build(source, tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()
+    with pytest.raises(kernels.KernelUnavailable, match="missing"):
+        kernels.build(tmp_path / "gone.cc", tmp_path / "out3")
+    monkeypatch.delenv("CXX")
+    (tmp_path / "a_file").write_text("")
+    source.write_text(SOURCE)
+    with pytest.raises(kernels.KernelUnavailable, match="building answer.cc failed"):   # nowhere to write
+        kernels.build(source.rename(tmp_path / "answer.cc"), tmp_path / "a_file" / "out")
+
+
+def test_build_is_written_under_a_temporary_name_then_renamed(tmp_path, monkeypatch):
+    renamed = []
+    real_replace = os.replace
+    monkeypatch.setattr(kernels.os, "replace", lambda a, b: (renamed.append((a, b)), real_replace(a, b)))
+    source = tmp_path / "answer.cc"
+    source.write_text(SOURCE)
+    path = kernels.build(source, tmp_path / "out")
+    assert len(renamed) == 1 and renamed[0][1] == path and os.path.basename(renamed[0][0]).endswith(".tmp")
