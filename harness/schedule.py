@@ -1,5 +1,8 @@
 """Execution order of a recipe: the same values as the recipe's definition, less memory traffic.
 
+This is the order of the "ops" executors (each framework's own operations, models_*/expand.py);
+MindSpore's "kernel" executor runs each recipe in one pass instead (harness.fused).
+
 A recipe (harness.recipe) is defined as concat -> divide -> gather per axis. Gathers
 only copy values and the division is elementwise by a per-unit divisor, so the
 order can change without changing one bit. The schedule:

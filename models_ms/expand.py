@@ -114,11 +114,29 @@ def _kernel_op():
     if not _kernel:
         try:
             library = kernels.build(KERNEL_SOURCE)
-            _kernel["op"] = ops.Custom(f"{library}:GrowTake", out_shape=_kernel_shape,
-                                       out_dtype=lambda *dtypes: dtypes[0], func_type="aot")
+            if ":" in str(library):   # ops.Custom reads "path:function"
+                raise kernels.KernelUnavailable(f"{library}: a ':' in the path (fix: clone elsewhere)")
+            op = ops.Custom(f"{library}:GrowTake", out_shape=_kernel_shape,
+                            out_dtype=lambda *dtypes: dtypes[0], func_type="aot")
+            _smoke_test(op)
+            _kernel["op"] = op
         except kernels.KernelUnavailable as exc:
             _kernel["error"] = str(exc)
     return _kernel.get("op")
+
+
+def _smoke_test(op) -> None:
+    """One tiny call with a known answer: a library that loads here but fails to run (a C++ runtime
+    MindSpore's own shadows, say) makes the kernel unavailable now, not a crash mid-growth."""
+    x = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32))
+    arrays = (np.zeros(1, np.int32), np.array([1], np.int64), np.ones(2, np.int32), np.array([1, 0], np.int64),
+              np.array([2.0, 4.0], np.float32), np.array([1, 1, 1], np.int64))   # row 1 of source 1, reversed, / dv
+    try:
+        got = op(x, x, *(Tensor.from_numpy(a) for a in arrays)).asnumpy()
+    except Exception as exc:   # any failure to load or run: recorded as the reason, and MindSpore's ops run
+        raise kernels.KernelUnavailable(f"the built kernel did not run here: {exc}".splitlines()[0]) from exc
+    if not np.array_equal(got, [[2.0, 0.75]]):
+        raise kernels.KernelUnavailable(f"the built kernel gave {got.tolist()} for [[2.0, 0.75]]")
 
 
 def _kernel_shape(s0, s1, rsel, ridx, csel, cidx, dv, meta):

@@ -145,3 +145,14 @@ def test_build_is_written_under_a_temporary_name_then_renamed(tmp_path, monkeypa
     source.write_text(SOURCE)
     path = kernels.build(source, tmp_path / "out")
     assert len(renamed) == 1 and renamed[0][1] == path and os.path.basename(renamed[0][0]).endswith(".tmp")
+
+
+def test_a_kernel_that_fails_its_smoke_test_is_not_used(tmp_path, monkeypatch):
+    failing = tmp_path / "grow_take.cc"
+    failing.write_text("#include <cstdint>\nextern \"C\" int GrowTake(int, void **, int *, int64_t **, "
+                       "const char **, void *, void *) { return 3; }\n")
+    real_build = kernels.build
+    monkeypatch.setattr(kernels, "build", lambda source, build_dir=None: real_build(failing, tmp_path / "out"))
+    monkeypatch.setattr(ms_expand, "_kernel", {})
+    executor, note = ms_expand.choose_executor()
+    assert executor == "ops" and "the built kernel did not run here" in note and "is 3" in note
