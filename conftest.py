@@ -180,6 +180,32 @@ def expect_bad_input():
     return check
 
 
+def _compiler_here() -> str | None:
+    """None where a C++ compiler is found (the MindSpore kernel must then build, run and be used),
+    else why not: only then may tests of the kernel skip, and MindSpore's default be its ops."""
+    from harness import kernels
+    try:
+        kernels.compiler()
+        return None
+    except kernels.KernelUnavailable as exc:
+        return str(exc)
+
+
+@pytest.fixture(scope="session")
+def ms_default_executor() -> str:
+    """The executor MindSpore's expander must choose here: "kernel", or "ops" where no compiler is."""
+    return "kernel" if _compiler_here() is None else "ops"
+
+
+@pytest.fixture
+def needs_kernel():
+    """Skips where no C++ compiler is (a machine without g++); a kernel that a compiler here fails
+    to build or run is a failure, not a skip."""
+    why = _compiler_here()
+    if why is not None:
+        pytest.skip(f"MindSpore's kernel executor cannot be built here: {why}")
+
+
 @pytest.fixture(scope="session")
 def parity(request, tmp_path_factory) -> ParityRun:
     keep = os.environ.get("KEEP", "") not in ("", "0")

@@ -26,11 +26,27 @@ class KernelUnavailable(RuntimeError):
     """The kernel could not be built here (no compiler, or the compiler failed); the message says why."""
 
 
+def compiler() -> list[str]:
+    """The C++ compiler command: $CXX (split as a shell would), default g++."""
+    try:
+        cxx = shlex.split(os.environ.get("CXX") or "g++")
+    except ValueError as exc:
+        raise KernelUnavailable(f"CXX={os.environ['CXX']!r} does not parse ({exc}) (fix: correct or unset CXX)")
+    if shutil.which(cxx[0]) is None:
+        raise KernelUnavailable(f"no C++ compiler {cxx[0]!r} on PATH (fix: install g++, or set CXX to one)")
+    return cxx
+
+
 def library_path(source: Path, build_dir: Path = BUILD_DIR) -> tuple[Path, list[str]]:
-    """Where `source` is built, and the compiler command (without the output path)."""
-    cxx = shlex.split(os.environ.get("CXX", "g++"))
-    command = [*cxx, *FLAGS, str(source)]
-    digest = hashlib.sha256(source.read_bytes() + "\0".join(command[:-1]).encode()).hexdigest()[:16]
+    """Where `source` is built, and the compiler command (without the output path). The name hashes
+    the source, the command and the compiler's version, so any of them changing builds anew."""
+    command = [*compiler(), *FLAGS, str(source)]
+    try:
+        version = subprocess.run([command[0], "--version"], capture_output=True, timeout=60).stdout
+        text = source.read_bytes()
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise KernelUnavailable(f"building {source.name} failed: {exc}") from exc
+    digest = hashlib.sha256(b"\0".join([text, "\0".join(command[:-1]).encode(), version])).hexdigest()[:16]
     return build_dir / f"{source.stem}-{digest}.so", command
 
 
@@ -41,19 +57,19 @@ def build(source: Path, build_dir: Path = BUILD_DIR) -> Path:
     path, command = library_path(source, build_dir)
     if path.is_file():
         return path
-    if shutil.which(command[0]) is None:
-        raise KernelUnavailable(f"no C++ compiler {command[0]!r} on PATH "
-                                "(fix: install g++, or set CXX to one)")
     tmp = None
     try:
         build_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=build_dir)
         os.close(fd)
-        done = subprocess.run([*command, "-o", tmp], capture_output=True, text=True, timeout=300)
+        done = subprocess.run([*command, "-o", tmp], capture_output=True, text=True, errors="replace", timeout=300)
         if done.returncode != 0:
             tail = "\n".join(done.stderr.strip().splitlines()[-8:])
             raise KernelUnavailable(f"{shlex.join(command)} failed (exit {done.returncode}):\n{tail}")
         os.replace(tmp, path)
+        for old in build_dir.glob(f"{source.stem}-*.so"):   # earlier builds of this source: superseded
+            if old != path:
+                old.unlink(missing_ok=True)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise KernelUnavailable(f"building {source.name} failed: {exc}") from exc
     finally:

@@ -362,7 +362,7 @@ def executor_check(case_id: str, name: str, recipes: list, src_state: dict, resu
             worst, worst_name, differing = np.iinfo(np.uint32).max, f"{recipe.name} (shape)", differing + 1
             continue
         if not np.array_equal(by_ops.view(np.uint32), by_kernel.view(np.uint32)):
-            ulp = int(ulp_distance(by_kernel, by_ops).max())
+            ulp = max(1, int(ulp_distance(by_kernel, by_ops).max()))   # -0 vs +0 (0 ULP apart) is a difference too
             differing += 1
             if ulp > worst:
                 worst, worst_name = ulp, recipe.name

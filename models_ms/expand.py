@@ -26,7 +26,7 @@ from pathlib import Path
 
 import mindspore as ms
 from mindspore import Tensor, ops
-from mindspore.common.api import _pynative_executor
+from mindspore.graph.api import _pynative_executor
 
 from harness import kernels
 from harness.fused import one_pass
@@ -100,7 +100,7 @@ def expand(src_state: dict[str, Tensor], recipes: list,
 
 # mirror: framework
 # kernel: one pass per tensor, models_ms/grow_take.cc as a MindSpore custom operator (ops.Custom,
-#   "aot"), fed harness.fused's index arrays; 2-4x faster than MindSpore's own ops here (measured).
+#   "aot"), fed harness.fused's index arrays; 2.3-3.3x faster than MindSpore's own ops (make bench).
 # ops: MindSpore's Gather / Concat / RealDiv in harness.schedule's order.
 # Both give the same bits (tests/test_expand.py); the kernel is built with the C++ compiler on first use.
 EXECUTORS = ("kernel", "ops")
@@ -116,27 +116,28 @@ def _kernel_op():
             library = kernels.build(KERNEL_SOURCE)
             if ":" in str(library):   # ops.Custom reads "path:function"
                 raise kernels.KernelUnavailable(f"{library}: a ':' in the path (fix: clone elsewhere)")
-            op = ops.Custom(f"{library}:GrowTake", out_shape=_kernel_shape,
-                            out_dtype=lambda *dtypes: dtypes[0], func_type="aot")
-            _smoke_test(op)
-            _kernel["op"] = op
+            _kernel["op"] = _smoke_test(library)
         except kernels.KernelUnavailable as exc:
             _kernel["error"] = str(exc)
     return _kernel.get("op")
 
 
-def _smoke_test(op) -> None:
-    """One tiny call with a known answer: a library that loads here but fails to run (a C++ runtime
-    MindSpore's own shadows, say) makes the kernel unavailable now, not a crash mid-growth."""
+def _smoke_test(library: Path):
+    """The custom operator of `library`, after one tiny call with a known answer: a library MindSpore
+    refuses, or one that loads but fails to run (a C++ runtime MindSpore's own shadows, say), makes
+    the kernel unavailable now, not a crash mid-growth."""
     x = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32))
     arrays = (np.zeros(1, np.int32), np.array([1], np.int64), np.ones(2, np.int32), np.array([1, 0], np.int64),
               np.array([2.0, 4.0], np.float32), np.array([1, 1, 1], np.int64))   # row 1 of source 1, reversed, / dv
     try:
+        op = ops.Custom(f"{library}:GrowTake", out_shape=_kernel_shape, out_dtype=lambda *dtypes: ms.float32,
+                        func_type="aot")
         got = op(x, x, *(Tensor.from_numpy(a) for a in arrays)).asnumpy()
     except Exception as exc:   # any failure to load or run: recorded as the reason, and MindSpore's ops run
         raise kernels.KernelUnavailable(f"the built kernel did not run here: {exc}".splitlines()[0]) from exc
     if not np.array_equal(got, [[2.0, 0.75]]):
         raise kernels.KernelUnavailable(f"the built kernel gave {got.tolist()} for [[2.0, 0.75]]")
+    return op
 
 
 def _kernel_shape(s0, s1, rsel, ridx, csel, cidx, dv, meta):
@@ -145,7 +146,7 @@ def _kernel_shape(s0, s1, rsel, ridx, csel, cidx, dv, meta):
 
 def _by_kernel(src_state: dict[str, Tensor], recipe, shapes: dict[str, tuple[int, ...]]) -> Tensor:
     sources = [src_state[name] for name in recipe.sources]
-    if len(sources) > 2 or len(recipe.index) > 2 or any(s.dtype != ms.float32 for s in sources):
+    if len(sources) > 2 or len(recipe.index) not in (1, 2) or any(s.dtype != ms.float32 for s in sources):
         return _by_ops(src_state, recipe, shapes)   # outside the kernel's reach: same values, by ops
     p = one_pass(recipe, shapes)
     s0, s1 = (s if s.is_contiguous() else s.contiguous() for s in (sources[0], sources[-1]))

@@ -9,6 +9,7 @@
 // the bits equal the framework-ops executor's. A 1-D tensor is one row (R = 1).
 // Plain C++ (no fast-math): the division is IEEE float32, as in every framework.
 #include <cstdint>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -67,16 +68,29 @@ bool in_range(const Take &t) {
   return true;
 }
 
+// Every argument's dtype and rank as GrowTake expects them.
+bool well_formed(int nparam, const int *ndims, int64_t **shapes, const char **dtypes) {
+  static const char *const kDtype[9] = {"float32", "float32", "int32", "int64", "int32",
+                                        "int64", "float32", "int64", "float32"};
+  if (nparam != 9) return false;
+  for (int i = 0; i < 9; ++i) {
+    if (std::strcmp(dtypes[i], kDtype[i]) != 0) return false;
+    if (i >= 2 && i <= 7 && ndims[i] != 1) return false;
+  }
+  if (ndims[0] != ndims[1] || ndims[0] < 1 || ndims[0] > 2 || ndims[8] != ndims[0]) return false;
+  return shapes[7][0] == 3;
+}
+
 }  // namespace
 
 // Inputs: s0, s1 float32 (1-D or 2-D; s1 = s0 when there is one source), rsel int32[R],
-// ridx int64[R], csel int32[C], cidx int64[C], dv float32[R, C or 1],
+// ridx int64[R], csel int32[C], cidx int64[C], dv float32 (length R, C or 1),
 // meta int64[3] = {cat axis (-1, 0, 1), div axis (-1, 0, 1), threads}. Output: float32 [R, C] or [C].
 // Returns 0, or 1 (wrong arguments) / 2 (an index out of range) with nothing written.
 extern "C" int GrowTake(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
                         void *stream, void *extra) {
-  (void)dtypes; (void)stream; (void)extra;
-  if (nparam != 9 || ndims[0] != ndims[1] || ndims[0] < 1 || ndims[0] > 2) return 1;
+  (void)stream; (void)extra;
+  if (!well_formed(nparam, ndims, shapes, dtypes)) return 1;
   Take t;
   for (int k = 0; k < 2; ++k) {
     t.src[k] = static_cast<const float *>(params[k]);
@@ -95,24 +109,31 @@ extern "C" int GrowTake(int nparam, void **params, int *ndims, int64_t **shapes,
   t.C = shapes[5][0];
   t.y = static_cast<float *>(params[8]);
   const int64_t dv_len = shapes[6][0];
+  const bool out_shape = ndims[8] == 2 ? shapes[8][0] == t.R && shapes[8][1] == t.C : shapes[8][0] == t.C;
   if (shapes[2][0] != t.R || shapes[4][0] != t.C || t.cat < -1 || t.cat > 1 || t.div < -1 || t.div > 1 ||
-      (t.div == 0 && dv_len != t.R) || (t.div == 1 && dv_len != t.C) || (ndims[0] == 1 && t.R != 1)) {
+      (t.div == 0 && dv_len != t.R) || (t.div == 1 && dv_len != t.C) || (ndims[0] == 1 && t.R != 1) || !out_shape) {
     return 1;
   }
   if (!in_range(t)) return 2;
 
-  // Split the rows over threads when the tensor is large enough to repay starting them.
-  const int64_t threads = meta[2] < 1 ? 1 : meta[2];
+  // Split the rows over threads when the tensor is large enough to repay starting them; rows a
+  // thread could not be started for are filled here.
+  const int64_t threads = meta[2] < 1 ? 1 : (meta[2] > 64 ? 64 : meta[2]);
   if (threads == 1 || t.R * t.C < (int64_t{1} << 18) || t.R < 2 * threads) {
     fill_rows(t, 0, t.R);
     return 0;
   }
   const int64_t step = (t.R + threads - 1) / threads;
   std::vector<std::thread> pool;
-  for (int64_t r0 = step; r0 < t.R; r0 += step) {
-    pool.emplace_back(fill_rows, std::cref(t), r0, r0 + step < t.R ? r0 + step : t.R);
+  int64_t started_to = step;   // rows [step, started_to) are another thread's
+  try {
+    for (; started_to < t.R; started_to += step) {
+      pool.emplace_back(fill_rows, std::cref(t), started_to, started_to + step < t.R ? started_to + step : t.R);
+    }
+  } catch (...) {   // no thread (or no room to hold one): this thread fills the rest
   }
   fill_rows(t, 0, step);
+  if (started_to < t.R) fill_rows(t, started_to, t.R);
   for (auto &th : pool) th.join();
   return 0;
 }

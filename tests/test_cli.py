@@ -10,7 +10,7 @@ from harness.names import param_shapes
 from harness.tokenizer import minilm_dir
 
 
-def test_expand_both_frameworks_writes_identical_models_and_provenance(tmp_path, capsys):
+def test_expand_both_frameworks_writes_identical_models_and_provenance(tmp_path, capsys, ms_default_executor):
     out = tmp_path / "grown"
     assert main(["expand", "--model", "gpt2", "--src", "tiny", "--dst", "tiny_wd", "--method", "aki",
                  "--framework", "both", "--seed", "4", "--out", str(out)]) == 0
@@ -27,11 +27,11 @@ def test_expand_both_frameworks_writes_identical_models_and_provenance(tmp_path,
     assert tensors["transformer.h.0.mlp.c_fc.weight"]["sources"] == ["transformer.h.0.mlp.c_fc.weight",
                                                                      "transformer.h.1.mlp.c_fc.weight"]
     assert set(log["seconds"]) == {"PyTorch", "MindSpore"}
-    assert log["executor"] == {"PyTorch": "ops", "MindSpore": "kernel"}
+    assert log["executor"] == {"PyTorch": "ops", "MindSpore": ms_default_executor}
     assert "expand s" in capsys.readouterr().out
 
 
-def test_expand_ms_by_its_own_ops_writes_the_same_checkpoint(tmp_path, capsys):
+def test_expand_ms_by_its_own_ops_writes_the_same_checkpoint(tmp_path, capsys, needs_kernel):
     args = ["expand", "--model", "bert", "--src", "tiny", "--dst", "tiny_wd", "--method", "aki", "--framework", "ms"]
     assert main([*args, "--out", str(tmp_path / "kernel")]) == 0
     assert main([*args, "--ms-executor", "ops", "--out", str(tmp_path / "ops")]) == 0

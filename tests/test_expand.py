@@ -24,26 +24,30 @@ def _noisy_state(cfg, seed):
     return state
 
 
+# every executor of each framework (models_*/expand.py EXECUTORS): PyTorch's ops, MindSpore's kernel and ops
+EXECUTORS = [(name, executor) for name in ("pt", "ms") for executor in frameworks.load(name).expand.EXECUTORS]
+
+
+@pytest.mark.parametrize("name,executor", EXECUTORS, ids=[f"{n}-{e}" for n, e in EXECUTORS])
 @pytest.mark.parametrize("shape", list(SHAPES))
 @pytest.mark.parametrize("sampling", ["paper", "balanced"])
 @pytest.mark.parametrize("method", ["fpi", "aki"])
 @pytest.mark.parametrize("family", ["bert", "gpt2"])
-def test_frameworks_and_reference_agree_bit_for_bit(family, method, sampling, shape):
+def test_frameworks_and_reference_agree_bit_for_bit(family, method, sampling, shape, name, executor, request):
+    if executor == "kernel":
+        request.getfixturevalue("needs_kernel")
     src_cfg, dst_cfg = preset(family, SHAPES[shape][0]), preset(family, SHAPES[shape][1])
     plan = build_plan(src_cfg, dst_cfg, method, sampling, seed=5)
     recipes = compile_recipes(plan)
     src = _noisy_state(src_cfg, 5)
     expected = reference_expand(plan, src)
-    for name in ("pt", "ms"):
-        fw = frameworks.load(name)
-        for executor in fw.expand.EXECUTORS:   # MindSpore: its kernel and its own ops
-            grown = pipeline.expand(name, recipes, {k: fw.io.to_tensor(v.copy()) for k, v in src.items()},
-                                    executor=executor)
-            assert grown.executor == executor
-            who = f"{fw.title} ({executor})"
-            got = pipeline.to_numpy_state(name, grown.state)
-            assert list(got) == list(expected), f"{who} tensor names differ from the reference's"
-            for tensor, ref in expected.items():
-                assert got[tensor].shape == ref.shape, f"{who} {tensor}: shape {got[tensor].shape} vs reference {ref.shape}"
-                ulp = max_ulp(got[tensor], ref)
-                assert ulp == 0, f"{who} {tensor} differs from the numpy reference by up to {ulp} ULP"
+    fw = frameworks.load(name)
+    grown = pipeline.expand(name, recipes, {k: fw.io.to_tensor(v.copy()) for k, v in src.items()}, executor=executor)
+    assert grown.executor == executor
+    who = f"{fw.title} ({executor})"
+    got = pipeline.to_numpy_state(name, grown.state)
+    assert list(got) == list(expected), f"{who} tensor names differ from the reference's"
+    for tensor, ref in expected.items():
+        assert got[tensor].shape == ref.shape, f"{who} {tensor}: shape {got[tensor].shape} vs reference {ref.shape}"
+        ulp = max_ulp(got[tensor], ref)
+        assert ulp == 0, f"{who} {tensor} differs from the numpy reference by up to {ulp} ULP"

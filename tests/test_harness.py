@@ -183,7 +183,7 @@ def test_one_ulp_in_one_grown_tensor_fails_param_naming_the_tensor(tmp_path):
     assert not list(tmp_path.iterdir()), "grown checkpoints are deleted unless keep"
 
 
-def test_ms_kernel_and_ms_ops_are_compared_in_every_case(tmp_path, monkeypatch):
+def test_ms_kernel_and_ms_ops_are_compared_in_every_case(tmp_path, monkeypatch, needs_kernel):
     target = "encoder.layer.1.output.dense.weight"
     ms_expand = frameworks.load("ms").expand
     by_ops = ms_expand._EXECUTE["ops"]

@@ -40,7 +40,8 @@ def _layouts():
 
 
 @pytest.mark.parametrize("shape,n_sources,cat_axis,div_axis", list(_layouts()))
-def test_kernel_equals_the_recipe_definition(shape, n_sources, cat_axis, div_axis):
+def test_kernel_equals_the_recipe_definition(shape, n_sources, cat_axis, div_axis, needs_kernel, monkeypatch):
+    monkeypatch.setattr(ms_expand, "_THREADS", 4)   # the threaded path, whatever this machine's CPU count
     rng = np.random.default_rng(7)
     grow = set(range(len(shape)))
     recipe = _random_recipe(rng, "t", shape, n_sources, cat_axis, div_axis, grow)
@@ -53,18 +54,36 @@ def test_kernel_equals_the_recipe_definition(shape, n_sources, cat_axis, div_axi
     assert got.size >= 2 ** 18 or len(shape) == 1   # the 2-D cases reach the threaded path
 
 
-def test_kernel_rejects_an_index_out_of_range_instead_of_reading_past_the_source():
+def _call_kernel(s0, s1, rsel, ridx, csel, cidx, cat):
     from mindspore import Tensor
     ms_expand.choose_executor("kernel")
-    op = ms_expand._kernel["op"]
-    x = Tensor(np.arange(16, dtype=np.float32).reshape(4, 4))
-    def call(rows):
-        arrays = (np.zeros(len(rows), np.int32), np.array(rows, np.int64), np.zeros(2, np.int32),
-                  np.array([0, 3], np.int64), np.ones(1, np.float32), np.array([-1, -1, 1], np.int64))
-        return op(x, x, *(Tensor.from_numpy(a) for a in arrays)).asnumpy()
-    assert np.array_equal(call([3, 0]), [[12, 15], [0, 3]])
-    with pytest.raises(RuntimeError, match="is 2"):
-        call([0, 4])
+    arrays = (np.array(rsel, np.int32), np.array(ridx, np.int64), np.array(csel, np.int32),
+              np.array(cidx, np.int64), np.ones(1, np.float32), np.array([cat, -1, 1], np.int64))
+    return ms_expand._kernel["op"](Tensor(s0), Tensor(s1), *(Tensor.from_numpy(a) for a in arrays)).asnumpy()
+
+
+def test_kernel_rejects_an_index_out_of_range_instead_of_reading_past_the_source(needs_kernel):
+    x = np.arange(16, dtype=np.float32).reshape(4, 4)
+    wide = np.arange(20, dtype=np.float32).reshape(4, 5)   # one more column than x
+    tall = np.arange(20, dtype=np.float32).reshape(5, 4)   # one more row than x
+    assert np.array_equal(_call_kernel(x, x, [0, 0], [3, 0], [0, 0], [0, 3], -1), [[12, 15], [0, 3]])
+    assert np.array_equal(_call_kernel(x, tall, [0, 1], [3, 4], [0, 0], [0, 3], 0), [[12, 15], [16, 19]])
+    assert np.array_equal(_call_kernel(x, wide, [0], [1], [0, 1], [3, 4], 1), [[7, 9]])
+    out_of_range = {
+        "a row past the source": (x, x, [0, 0], [0, 4], [0, 0], [0, 3], -1),
+        "a column past the source": (x, x, [0], [0], [0], [4], -1),
+        "a row past source 0 (cat 0)": (x, tall, [0], [4], [0], [0], 0),
+        "a column past the narrower source (cat 0)": (wide, x, [1], [0], [0], [4], 0),
+        "a column past source 0 (cat 1)": (x, wide, [0], [0], [0], [4], 1),
+        "a row past the shorter source (cat 1)": (tall, x, [0], [4], [1], [0], 1),
+        "a third source (rows)": (x, x, [2], [0], [0], [0], 0),
+        "a third source (columns)": (x, x, [0], [0], [2], [0], 1),
+        "a negative index": (x, x, [0], [-1], [0], [0], -1),
+    }
+    for what, args in out_of_range.items():
+        with pytest.raises(RuntimeError, match="is 2"):
+            _call_kernel(*args)
+            pytest.fail(f"{what}: no error")
 
 
 def test_one_pass_refuses_what_the_kernel_cannot_take():
@@ -79,7 +98,7 @@ def test_one_pass_refuses_what_the_kernel_cannot_take():
         one_pass(cube, {"c.src0": (2, 2, 2)})
 
 
-def test_a_3d_tensor_goes_by_ops_with_the_same_values():
+def test_a_3d_tensor_goes_by_ops_with_the_same_values(needs_kernel):
     src = {"c.src0": np.arange(8, dtype=np.float32).reshape(2, 2, 2)}
     recipe = TensorRecipe("c", ("c.src0",), None, 2, np.array([2.0, 4.0], np.float32), (None, None, np.array([1, 0, 1])))
     got = ms_expand.expand({k: ms_io.to_tensor(v) for k, v in src.items()}, [recipe], executor="kernel")["c"]
@@ -106,7 +125,7 @@ def test_executor_choice_and_fallback(monkeypatch):
 SOURCE = "extern \"C\" int Answer() { return 42; }\n"
 
 
-def test_build_compiles_once_and_again_when_the_source_changes(tmp_path):
+def test_build_compiles_once_and_again_when_the_source_changes(tmp_path, needs_kernel):
     source = tmp_path / "answer.cc"
     source.write_text(SOURCE)
     first = kernels.build(source, tmp_path / "out")
@@ -115,10 +134,10 @@ def test_build_compiles_once_and_again_when_the_source_changes(tmp_path):
     source.write_text(SOURCE.replace("42", "43"))
     second = kernels.build(source, tmp_path / "out")
     assert second != first and second.is_file()
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([first.name, second.name])  # no temporaries
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [second.name]   # the old build goes, no temporaries
 
 
-def test_build_failures_name_the_cause_and_leave_nothing(tmp_path, monkeypatch):
+def test_build_failures_name_the_cause_and_leave_nothing(tmp_path, monkeypatch, needs_kernel):
     source = tmp_path / "broken.cc"
     source.write_text("this is not C++\n")
     with pytest.raises(kernels.KernelUnavailable, match="failed \\(exit"):
@@ -137,7 +156,7 @@ def test_build_failures_name_the_cause_and_leave_nothing(tmp_path, monkeypatch):
         kernels.build(source.rename(tmp_path / "answer.cc"), tmp_path / "a_file" / "out")
 
 
-def test_build_is_written_under_a_temporary_name_then_renamed(tmp_path, monkeypatch):
+def test_build_is_written_under_a_temporary_name_then_renamed(tmp_path, monkeypatch, needs_kernel):
     renamed = []
     real_replace = os.replace
     monkeypatch.setattr(kernels.os, "replace", lambda a, b: (renamed.append((a, b)), real_replace(a, b)))
@@ -147,7 +166,7 @@ def test_build_is_written_under_a_temporary_name_then_renamed(tmp_path, monkeypa
     assert len(renamed) == 1 and renamed[0][1] == path and os.path.basename(renamed[0][0]).endswith(".tmp")
 
 
-def test_a_kernel_that_fails_its_smoke_test_is_not_used(tmp_path, monkeypatch):
+def test_a_kernel_that_fails_its_smoke_test_is_not_used(tmp_path, monkeypatch, needs_kernel):
     failing = tmp_path / "grow_take.cc"
     failing.write_text("#include <cstdint>\nextern \"C\" int GrowTake(int, void **, int *, int64_t **, "
                        "const char **, void *, void *) { return 3; }\n")
@@ -156,3 +175,7 @@ def test_a_kernel_that_fails_its_smoke_test_is_not_used(tmp_path, monkeypatch):
     monkeypatch.setattr(ms_expand, "_kernel", {})
     executor, note = ms_expand.choose_executor()
     assert executor == "ops" and "the built kernel did not run here" in note and "is 3" in note
+    src = {"t.src0": np.arange(6, dtype=np.float32).reshape(2, 3)}     # MindSpore's ops still run after it
+    recipe = TensorRecipe("t", ("t.src0",), None, 1, np.array([1, 2, 4], np.float32), (np.array([1, 0]), None))
+    got = ms_expand.expand({k: ms_io.to_tensor(v) for k, v in src.items()}, [recipe])["t"]
+    assert np.array_equal(ms_io.to_numpy(got), execute_recipes_numpy([recipe], src)["t"])

@@ -125,8 +125,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default=",".join(SEED_CASES))
     ap.add_argument("--frameworks", default="pt,ms")
-    ap.add_argument("--ms-executors", default="kernel,ops",
-                    help="MindSpore executors to time, each its own row (models_ms/expand.py EXECUTORS)")
+    ap.add_argument("--ms-executors", default=None,
+                    help="MindSpore executors to time, each its own row (models_ms/expand.py EXECUTORS); "
+                         "default: kernel,ops (ops alone, said so, where the kernel cannot be built)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per case and framework; medians are shown")
     ap.add_argument("--no-warm-memory", dest="warm_memory", action="store_false",
                     help="skip touching the free memory once before measuring")
@@ -136,9 +137,15 @@ def main() -> int:
         ap.error("--repeat must be >= 1")
     if "ms" in args.frameworks.split(","):
         from harness.errors import BadInput
+        ms_expand = frameworks.load("ms").expand
+        if args.ms_executors is None:   # the default executor (the kernel where it builds), then ops
+            default, note = ms_expand.choose_executor()
+            args.ms_executors = ",".join(dict.fromkeys([default, "ops"]))
+            if note:
+                print(f"MindSpore: {note}", flush=True)
         try:   # before any work: builds the kernel if need be; a name it does not know is an error
             for executor in args.ms_executors.split(","):
-                frameworks.load("ms").expand.choose_executor(executor)
+                ms_expand.choose_executor(executor)
         except BadInput as exc:
             ap.error(str(exc))
     from rich.console import Console
@@ -158,7 +165,8 @@ def main() -> int:
             return 2
         workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=args.workdir))
         try:
-            rows = bench_case(case, args.frameworks.split(","), workdir, args.repeat, args.ms_executors.split(","))
+            rows = bench_case(case, args.frameworks.split(","), workdir, args.repeat,
+                              (args.ms_executors or "").split(","))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         pt = next((r for r in rows if r["name"] == "pt"), None)
