@@ -100,7 +100,7 @@ def expand(src_state: dict[str, Tensor], recipes: list,
 
 # mirror: framework
 # kernel: one pass per tensor, models_ms/grow_take.cc as a MindSpore custom operator (ops.Custom,
-#   "aot"), fed harness.fused's index arrays; 2.3-3.3x faster than MindSpore's own ops (make bench).
+#   "aot"), fed harness.fused's index arrays; 2.1-3.3x faster than MindSpore's own ops (make bench).
 # ops: MindSpore's Gather / Concat / RealDiv in harness.schedule's order.
 # Both give the same bits (tests/test_expand.py); the kernel is built with the C++ compiler on first use.
 EXECUTORS = ("kernel", "ops")
