@@ -2,7 +2,7 @@
 
 The library lands in build/kernels/<stem>-<hash>.so under the repository, named by
 the hash of its source and of the compiler command, so an edited source is rebuilt
-and an unchanged one is reused (built on first use, about 2 s). It is
+and an unchanged one is reused (built on first use: 0.3-0.4 s here). It is
 written to a temporary name and renamed, so a concurrent or interrupted build
 never leaves a half-written library behind. The compiler is $CXX (default g++).
 """
