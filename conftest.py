@@ -198,6 +198,15 @@ def ms_default_executor() -> str:
 
 
 @pytest.fixture
+def ms_kernel_without_compiler(monkeypatch):
+    """MindSpore's expander as on a machine with no C++ compiler: $CXX names none, and the kernel
+    was never built in this process."""
+    from harness import frameworks
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    monkeypatch.setattr(frameworks.load("ms").expand, "_kernel", {})
+
+
+@pytest.fixture
 def needs_kernel():
     """Skips where no C++ compiler is (a machine without g++); a kernel that a compiler here fails
     to build or run is a failure, not a skip."""

@@ -36,6 +36,7 @@ def test_expand_ms_by_its_own_ops_writes_the_same_checkpoint(tmp_path, capsys, n
     assert main([*args, "--out", str(tmp_path / "kernel")]) == 0
     assert main([*args, "--ms-executor", "ops", "--out", str(tmp_path / "ops")]) == 0
     assert (tmp_path / "kernel" / "model.ckpt").read_bytes() == (tmp_path / "ops" / "model.ckpt").read_bytes()
+    assert json.loads((tmp_path / "kernel" / "plan.json").read_text())["executor"] == {"MindSpore": "kernel"}
     assert json.loads((tmp_path / "ops" / "plan.json").read_text())["executor"] == {"MindSpore": "ops"}
 
 

@@ -208,14 +208,7 @@ def test_ms_kernel_and_ms_ops_are_compared_in_every_case(tmp_path, monkeypatch, 
     assert ulp.status == "pass" and ulp.value == 0
 
 
-def test_a_case_without_the_ms_kernel_runs_by_ops_and_says_why(tmp_path, monkeypatch):
-    from harness import kernels
-    ms_expand = frameworks.load("ms").expand
-
-    def no_compiler(source, build_dir=None):
-        raise kernels.KernelUnavailable("no C++ compiler 'g++' on PATH (fix: install g++, or set CXX to one)")
-    monkeypatch.setattr(kernels, "build", no_compiler)
-    monkeypatch.setattr(ms_expand, "_kernel", {})
+def test_a_case_without_the_ms_kernel_runs_by_ops_and_says_why(tmp_path, ms_kernel_without_compiler):
     rows = run_case(Case("gpt2", "tiny", "tiny_w", "aki"), tmp_path, hooks=Hooks())
     (info,) = _rows(rows, "param", "ms.executor")
     assert info.value == "ops" and info.status == "info" and "no C++ compiler" in info.detail
