@@ -58,30 +58,29 @@ def write_json(path: Path, obj) -> None:
 
 
 def write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None,
-                      direct: bool = True) -> int:
+                      direct: bool = True) -> None:
     """Write `tensors` (name -> numpy array) as one safetensors file (harness.writers).
 
     Streams tensor by tensor (no second copy of the model in memory) in the given
     order, so equal inputs give byte-identical files. Aliased arrays (a stacked
     layer shared by several names) are written once per name, as the format needs.
-    direct=False writes through the page cache (harness.writers). Returns the number of bytes written.
+    direct=False writes through the page cache (harness.writers).
     """
     layout = [(name, arr.shape, arr.dtype) for name, arr in tensors.items()]
-    with SafetensorsStream(path, layout, metadata, direct) as writer:
-        for name, arr in tensors.items():
-            writer.write(name, arr)
-    return writer.bytes
+    _stream(SafetensorsStream(path, layout, metadata, direct), tensors)
 
 
-def write_ckpt(path: Path, tensors: dict[str, np.ndarray]) -> int:
+def write_ckpt(path: Path, tensors: dict[str, np.ndarray]) -> None:
     """Write `tensors` as a MindSpore .ckpt (harness.writers.CkptStream: the bytes
     mindspore.save_checkpoint writes, streamed from each array's memory; save_checkpoint
-    builds and serialises a protobuf copy of every tensor first, 3-5x the write time).
-    Returns the number of bytes written."""
-    with CkptStream(path) as writer:
+    builds and serialises a protobuf copy of every tensor first, 3-5x the write time)."""
+    _stream(CkptStream(path), tensors)
+
+
+def _stream(writer, tensors: dict[str, np.ndarray]) -> None:
+    with writer:
         for name, arr in tensors.items():
             writer.write(name, arr)
-    return writer.bytes
 
 
 # -- reading --------------------------------------------------------------------

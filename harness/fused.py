@@ -31,10 +31,6 @@ class OnePass:
     cat: int               # 0, 1, or NO_AXIS (one source)
     div: int               # 0, 1, or NO_AXIS
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return len(self.ridx), len(self.cidx)
-
 
 def _axis(index: np.ndarray | None, sizes: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(full index into the concatenation, source of each entry, index within that source)."""

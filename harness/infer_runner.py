@@ -248,7 +248,7 @@ def _perplexity_rows(case: InferCase, dtype: str, nll: dict, inputs_detail: str,
     for name in BACKENDS:
         total, count = nll[name]
         loss = total / count
-        ppl[name] = math.exp(loss)
+        ppl[name] = _perplexity(nll[name])
         what = (f"{NAMES[name]}, {dtype}: mean next-token NLL over {count} predicted tokens of {inputs_detail}; "
                 f"random weights give a perplexity near the vocabulary size ({case.cfg.vocab})")
         rows.append(_row(cid, "perplexity", f"{dtype}.{name}.loss", loss, None, what))
