@@ -1,6 +1,7 @@
-"""pytest wiring of the parity harness (harness.runner does the work, free of pytest).
+"""pytest wiring of the parity harness: generic over the case kinds of harness/kinds/registry.py
+(their runners do the work, free of pytest).
 
-- Cases come from each kind of harness.kinds (growth: cases/cases.toml): every test taking
+- Cases come from each kind of harness.kinds.registry (growth: cases/cases.toml): every test taking
   a kind's fixture argument (growth: `case`) is parametrised with ids = case ids and marks
   from the row (family, method, slow); each case is its own xdist_group, so
   `-n 2 --dist loadgroup` never splits one.
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import report
-from harness.kinds import KINDS
-from harness.runner import CaseFailed, failure_message
+from harness.kinds.registry import KINDS, load_tolerances
+from harness.suite import report
+from harness.suite.rows import CaseFailed, failure_message
 
 ROOT = Path(__file__).resolve().parent
 REPORTS = Path(os.environ.get("PARITY_REPORTS", ROOT / "reports"))
@@ -44,7 +45,7 @@ def _cases(config, kind=None) -> list:
             for case in by_kind[each.fixture]:
                 if case.id in seen:
                     raise pytest.UsageError(f"case id {case.id!r} is both a {seen[case.id].name} and a {each.name} "
-                                            "case: ids must be unique over every kind (see harness/kinds.py)")
+                                            "case: ids must be unique over every kind (see harness/kinds/registry.py)")
                 seen[case.id] = each
         config.stash[_cases_key] = by_kind
         config.stash[_kind_key] = seen
@@ -137,16 +138,18 @@ class ParityRun:
     def __init__(self, config, workdir: Path, keep: bool):
         self.config, self.workdir, self.keep = config, workdir, keep
         self.case_id, self.rows, self.error = None, [], None
+        self.tolerances = load_tolerances()   # read once per session, checked against every kind
 
     def rows_of(self, case) -> tuple[list, str | None]:
         if case.id != self.case_id:
             self.case_id, self.rows, self.error = case.id, [], None   # free the previous case first
             kind = _kind_by_id(self.config, case.id)
             if "slow" in case.marks:   # seed sizes: a child process each, so peaks do not stack
-                self.rows, self.error = kind.run_isolated(case, self.workdir, keep=self.keep)
+                self.rows, self.error = kind.run_isolated(case, self.workdir, keep=self.keep,
+                                                             tolerances=self.tolerances)
             else:
                 try:
-                    self.rows = kind.run(case, self.workdir, keep=self.keep)
+                    self.rows = kind.run(case, self.workdir, keep=self.keep, tolerances=self.tolerances)
                 except CaseFailed as e:
                     self.rows, self.error = e.rows, str(e)
             self.config.stash[_rows_key][case.id] = self.rows
@@ -169,7 +172,7 @@ class ParityRun:
 def expect_bad_input():
     """check(load, path, words): load(path) raises BadInput whose message names the file and
     holds every one of `words` (the cases-file tests of each kind)."""
-    from harness.errors import BadInput
+    from harness.core.errors import BadInput
 
     def check(load, path, words):
         with pytest.raises(BadInput) as e:
@@ -183,11 +186,11 @@ def expect_bad_input():
 def _compiler_here() -> str | None:
     """None where a C++ compiler is found (the MindSpore kernel must then build, run and be used),
     else why not: only then may tests of the kernel skip, and MindSpore's default be its ops."""
-    from harness import kernels
+    from harness.core.execution import kernel_build
     try:
-        kernels.compiler()
+        kernel_build.compiler()
         return None
-    except kernels.KernelUnavailable as exc:
+    except kernel_build.KernelUnavailable as exc:
         return str(exc)
 
 
@@ -201,7 +204,7 @@ def ms_default_executor() -> str:
 def ms_kernel_without_compiler(monkeypatch):
     """MindSpore's expander as on a machine with no C++ compiler: $CXX names none, and the kernel
     was never built in this process."""
-    from harness import frameworks
+    from harness.suite import frameworks
     monkeypatch.setenv("CXX", "no-such-compiler-here")
     monkeypatch.setattr(frameworks.load("ms").expand, "_kernel", {})
 
@@ -239,12 +242,12 @@ def pytest_sessionfinish(session, exitstatus):
         order = config.stash[_order_key]
         config.stash[_rows_key] = by_case = dict(sorted(by_case.items(), key=lambda kv: order.get(kv[0], len(order))))
     if by_case:
-        report.write_reports([r for rows in by_case.values() for r in rows], REPORTS)
+        report.write_reports([r for rows in by_case.values() for r in rows], REPORTS, KINDS)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     rows = [r for rows in config.stash.get(_rows_key, {}).values() for r in rows]
     if rows and not _is_worker(config):
         terminalreporter.write_sep("=", "parity")
-        terminalreporter.write(report.render_console(rows, width=max(terminalreporter._tw.fullwidth, 160)))
+        terminalreporter.write(report.render_console(rows, KINDS, width=max(terminalreporter._tw.fullwidth, 160)))
         terminalreporter.write_line(f"reports: {REPORTS}/parity.csv, parity.json, parity.md")

@@ -19,10 +19,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from harness.errors import BadInput, one_line  # noqa: E402
+from harness.core.errors import BadInput, one_line  # noqa: E402
+from harness.core.vocab import FRAMEWORKS, METHODS, SAMPLINGS  # noqa: E402
 
-METHODS = ("fpi", "aki")
-SAMPLINGS = ("paper", "balanced")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,7 +74,6 @@ def _choice(value: str, valid: tuple[str, ...], what: str) -> str:
 
 
 def _frameworks(value: str) -> tuple[str, ...]:
-    from harness.frameworks import FRAMEWORKS
     return FRAMEWORKS if value == "both" else (_choice(value, FRAMEWORKS + ("both",), "framework"),)
 
 
@@ -85,9 +83,9 @@ def _check_seed(value: int) -> None:
 
 
 def cmd_init(args) -> int:
-    from harness import frameworks
-    from harness.config import preset
-    from harness.init import init_state
+    from harness.suite import frameworks
+    from harness.core.config import preset
+    from harness.core.seeded_init import init_state
     cfg = preset(args.model, args.size)
     _check_seed(args.seed)
     arrays = init_state(cfg, args.seed)
@@ -103,11 +101,12 @@ def cmd_expand(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from harness import frameworks, pipeline
-    from harness.checkpoint import read_config, resolve, write_json
-    from harness.config import preset
-    from harness.plan import build_plan
-    from harness.recipe import compile_recipes, provenance
+    from harness.suite import frameworks
+    from harness.kinds.growth import pipeline
+    from harness.core.formats.checkpoint import read_config, resolve, write_json
+    from harness.core.config import preset
+    from harness.core.plan import build_plan
+    from harness.core.recipe import compile_recipes, provenance
 
     console = Console(stderr=True)
     _choice(args.method, METHODS, "method")
@@ -180,11 +179,11 @@ def cmd_expand(args) -> int:
 def cmd_infer(args) -> int:
     import numpy as np
 
-    from harness import frameworks
-    from harness.checkpoint import load_checkpoint, resolve
-    from harness.tokenizer import load_tokenizer, minilm_dir
+    from harness.suite import frameworks
+    from harness.core.formats.checkpoint import load_checkpoint, resolve
+    from harness.suite.tokenizer import load_tokenizer, minilm_dir
 
-    fw = frameworks.load(_choice(args.framework, ("pt", "ms"), "framework"))
+    fw = frameworks.load(_choice(args.framework, FRAMEWORKS, "framework"))
     weights, _ = resolve(args.ckpt)
     cfg, arrays = load_checkpoint(args.ckpt)
     own = weights.parent / "tokenizer.json"
@@ -234,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         _print_error(e.what, e.fix)
         return e.exit_code
     except KeyboardInterrupt as e:
-        from harness.writers import discard_live
+        from harness.core.formats.writers import discard_live
         discard_live()   # also a file created just before its writer's `with` began
         name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("SIGINT", 130)
         _print_error(f"interrupted ({name}): temporary files removed; no partial file was left under a final "

@@ -20,7 +20,7 @@ import mindspore as ms
 from mindspore import nn, ops
 # mirror: end
 
-from harness.distill import decays
+from harness.core.distill_step import decays
 
 from . import _from_numpy, _parameters, _to_numpy, model_state
 from .bert import BertModel

@@ -1,13 +1,13 @@
 """Grow a model by executing the growth plan's recipes on this framework's tensors.
 
-The plan (harness.plan) holds all randomness and harness.recipe compiles it into
+The plan (harness.core.plan) holds all randomness and harness.core.recipe compiles it into
 one recipe per target tensor; this module only executes them, by one of EXECUTORS:
 
-- "ops": the framework's own operations in harness.schedule's order: at most one
+- "ops": the framework's own operations in harness.core.execution.schedule's order: at most one
   concatenation (AKI), one division (in-dims, on the source side) and one gather per
   grown axis (a gather that keeps the whole tensor first appends the rest);
 - "kernel" (MindSpore only, its default): each tensor in one pass by a custom
-  operator (models_ms/grow_take.cc, harness.fused), where MindSpore's own ops pay
+  operator (models_ms/kernel.cc, harness.core.execution.kernel), where MindSpore's own ops pay
   a fixed cost per call and per fresh buffer; same bits as "ops".
 
 Depth copies reuse the tensor already grown for their source layer.
@@ -18,8 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-from harness.errors import BadInput
-from harness.schedule import Schedule, schedule
+from harness.core.errors import BadInput
+from harness.core.execution.schedule import Schedule, schedule
 # mirror: framework
 import os
 from pathlib import Path
@@ -28,8 +28,8 @@ import mindspore as ms
 from mindspore import Tensor, ops
 from mindspore.graph.api import _pynative_executor
 
-from harness import kernels
-from harness.fused import one_pass
+from harness.core.execution import kernel_build
+from harness.core.execution.kernel import kernel_args
 
 
 def _concat(parts: list[Tensor], axis: int) -> Tensor:
@@ -65,7 +65,7 @@ def _take(x: Tensor, index: np.ndarray | None, keep: int, axis: int) -> Tensor:
 
 
 def apply_schedule(src_state: dict[str, Tensor], step: Schedule) -> Tensor:
-    """The target tensor of one scheduled recipe (harness.schedule semantics)."""
+    """The target tensor of one scheduled recipe (harness.core.execution.schedule semantics)."""
     parts = [_take(src_state[name], index, keep, step.part_axis) for name, index, keep in step.parts]
     x = parts[0] if len(parts) == 1 else _concat(parts, step.part_axis)
     if step.divisor is not None:
@@ -99,12 +99,12 @@ def expand(src_state: dict[str, Tensor], recipes: list,
 
 
 # mirror: framework
-# kernel: one pass per tensor, models_ms/grow_take.cc as a MindSpore custom operator (ops.Custom,
-#   "aot"), fed harness.fused's index arrays; 2.1-3.3x faster than MindSpore's own ops (make bench).
-# ops: MindSpore's Gather / Concat / RealDiv in harness.schedule's order.
+# kernel: one pass per tensor, models_ms/kernel.cc as a MindSpore custom operator (ops.Custom,
+#   "aot"), fed harness.core.execution.kernel's index arrays; 2.1-3.3x faster than MindSpore's own ops (make bench).
+# ops: MindSpore's Gather / Concat / RealDiv in harness.core.execution.schedule's order.
 # Both give the same bits (tests/test_expand.py); the kernel is built with the C++ compiler on first use.
 EXECUTORS = ("kernel", "ops")
-KERNEL_SOURCE = Path(__file__).with_name("grow_take.cc")
+KERNEL_SOURCE = Path(__file__).with_name("kernel.cc")
 _THREADS = max(1, min(8, len(os.sched_getaffinity(0))))
 _kernel: dict[str, object] = {}     # "op" once built, or "error": why it could not be
 
@@ -113,11 +113,11 @@ def _kernel_op():
     """The custom operator, built and loaded on first use; None (and _kernel["error"]) if it cannot be."""
     if not _kernel:
         try:
-            library = kernels.build(KERNEL_SOURCE)
+            library = kernel_build.build(KERNEL_SOURCE)
             if ":" in str(library):   # ops.Custom reads "path:function"
-                raise kernels.KernelUnavailable(f"{library}: a ':' in the path (fix: clone elsewhere)")
+                raise kernel_build.KernelUnavailable(f"{library}: a ':' in the path (fix: clone elsewhere)")
             _kernel["op"] = _smoke_test(library)
-        except kernels.KernelUnavailable as exc:
+        except kernel_build.KernelUnavailable as exc:
             _kernel["error"] = str(exc)
     return _kernel.get("op")
 
@@ -130,13 +130,13 @@ def _smoke_test(library: Path):
     arrays = (np.zeros(1, np.int32), np.array([1], np.int64), np.ones(2, np.int32), np.array([1, 0], np.int64),
               np.array([2.0, 4.0], np.float32), np.array([1, 1, 1], np.int64))   # row 1 of source 1, reversed, / dv
     try:
-        op = ops.Custom(f"{library}:GrowTake", out_shape=_kernel_shape, out_dtype=lambda *dtypes: ms.float32,
+        op = ops.Custom(f"{library}:Kernel", out_shape=_kernel_shape, out_dtype=lambda *dtypes: ms.float32,
                         func_type="aot")
         got = op(x, x, *(Tensor.from_numpy(a) for a in arrays)).asnumpy()
     except Exception as exc:   # any failure to load or run: recorded as the reason, and MindSpore's ops run
-        raise kernels.KernelUnavailable(f"the built kernel did not run here: {exc}".splitlines()[0]) from exc
+        raise kernel_build.KernelUnavailable(f"the built kernel did not run here: {exc}".splitlines()[0]) from exc
     if not np.array_equal(got, [[2.0, 0.75]]):
-        raise kernels.KernelUnavailable(f"the built kernel gave {got.tolist()} for [[2.0, 0.75]]")
+        raise kernel_build.KernelUnavailable(f"the built kernel gave {got.tolist()} for [[2.0, 0.75]]")
     return op
 
 
@@ -148,7 +148,7 @@ def _by_kernel(src_state: dict[str, Tensor], recipe, shapes: dict[str, tuple[int
     sources = [src_state[name] for name in recipe.sources]
     if len(sources) > 2 or len(recipe.index) not in (1, 2) or any(s.dtype != ms.float32 for s in sources):
         return _by_ops(src_state, recipe, shapes)   # outside the kernel's reach: same values, by ops
-    p = one_pass(recipe, shapes)
+    p = kernel_args(recipe, shapes)
     s0, s1 = (s if s.is_contiguous() else s.contiguous() for s in (sources[0], sources[-1]))
     meta = np.array([p.cat, p.div, _THREADS], dtype=np.int64)
     return _kernel["op"](s0, s1, *(Tensor.from_numpy(a) for a in (p.rsel, p.ridx, p.csel, p.cidx, p.dv, meta)))

@@ -12,8 +12,9 @@ import warnings
 import torch
 # mirror: end
 
-from harness.errors import BadInput
-from harness.forward_inputs import check_forward_inputs
+from harness.core.errors import BadInput
+from harness.core.forward_inputs import check_forward_inputs
+from harness.core.vocab import DTYPES
 
 from .bert import BertModel
 from .gpt2 import GPT2LMHeadModel
@@ -58,8 +59,9 @@ def load_numpy_state(model, state, dtype="float32"):
     The model shares the arrays' memory (no copy of the model): do not write to them afterwards.
     dtype "float16" casts every parameter (a copy) and runs the GPT-2 forward in float16.
     """
-    if dtype not in ("float32", "float16"):
-        raise BadInput(f"dtype {dtype!r}: parameters are float32 or float16", "pass dtype=\"float32\" or \"float16\"")
+    if dtype not in DTYPES.values():
+        raise BadInput(f"dtype {dtype!r}: parameters are {' or '.join(DTYPES.values())}",
+                       f"pass dtype= one of {', '.join(DTYPES.values())}")
     params = _parameters(model)
     missing, extra = sorted(params.keys() - state.keys()), sorted(state.keys() - params.keys())
     if missing or extra:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 # mirror: end
 
-from harness.distill import decays
+from harness.core.distill_step import decays
 
 from . import _from_numpy, _parameters, _to_numpy, model_state
 from .bert import BertModel

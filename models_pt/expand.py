@@ -1,13 +1,13 @@
 """Grow a model by executing the growth plan's recipes on this framework's tensors.
 
-The plan (harness.plan) holds all randomness and harness.recipe compiles it into
+The plan (harness.core.plan) holds all randomness and harness.core.recipe compiles it into
 one recipe per target tensor; this module only executes them, by one of EXECUTORS:
 
-- "ops": the framework's own operations in harness.schedule's order: at most one
+- "ops": the framework's own operations in harness.core.execution.schedule's order: at most one
   concatenation (AKI), one division (in-dims, on the source side) and one gather per
   grown axis (a gather that keeps the whole tensor first appends the rest);
 - "kernel" (MindSpore only, its default): each tensor in one pass by a custom
-  operator (models_ms/grow_take.cc, harness.fused), where MindSpore's own ops pay
+  operator (models_ms/kernel.cc, harness.core.execution.kernel), where MindSpore's own ops pay
   a fixed cost per call and per fresh buffer; same bits as "ops".
 
 Depth copies reuse the tensor already grown for their source layer.
@@ -18,8 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-from harness.errors import BadInput
-from harness.schedule import Schedule, schedule
+from harness.core.errors import BadInput
+from harness.core.execution.schedule import Schedule, schedule
 # mirror: framework
 import torch
 
@@ -56,7 +56,7 @@ def _take(x: Tensor, index: np.ndarray | None, keep: int, axis: int) -> Tensor:
 
 
 def apply_schedule(src_state: dict[str, Tensor], step: Schedule) -> Tensor:
-    """The target tensor of one scheduled recipe (harness.schedule semantics)."""
+    """The target tensor of one scheduled recipe (harness.core.execution.schedule semantics)."""
     parts = [_take(src_state[name], index, keep, step.part_axis) for name, index, keep in step.parts]
     x = parts[0] if len(parts) == 1 else _concat(parts, step.part_axis)
     if step.divisor is not None:
@@ -90,7 +90,7 @@ def expand(src_state: dict[str, Tensor], recipes: list,
 
 
 # mirror: framework
-EXECUTORS = ("ops",)   # ops: torch.index_select / cat / div in harness.schedule's order
+EXECUTORS = ("ops",)   # ops: torch.index_select / cat / div in harness.core.execution.schedule's order
 _EXECUTE = {"ops": _by_ops}
 
 

@@ -1,7 +1,7 @@
 """Checkpoints of this framework's states: config.json + the weights file (WEIGHTS_NAME):
 PyTorch writes a Hugging Face folder (model.safetensors), MindSpore a model.ckpt.
 
-Reading goes through harness.checkpoint (any supported format, checked against the
+Reading goes through harness.core.formats.checkpoint (any supported format, checked against the
 config's tensor table), then wraps the numpy arrays without copying.
 """
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.checkpoint import CONFIG_NAME, load_checkpoint, write_json
-from harness.config import ModelConfig
+from harness.core.formats.checkpoint import CONFIG_NAME, load_checkpoint, write_json
+from harness.core.config import ModelConfig
 # mirror: framework
-from harness.checkpoint import SAFETENSORS_NAME, write_safetensors
+from harness.core.formats.checkpoint import SAFETENSORS_NAME, write_safetensors
 import torch
 
 Tensor = torch.Tensor

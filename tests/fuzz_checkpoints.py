@@ -6,7 +6,7 @@ For each case i in [START, COUNT) it writes the corrupted file, prints one JSON 
 {"i", "start": description} before loading it and one {"i", "outcome", "detail"} after,
 so the parent can name the case if this process crashes or hangs. Outcomes:
 - "bad_input": both frameworks' loaders (models_pt.io.load, models_ms.io.load, which read
-  through harness.checkpoint) raised BadInput naming the file;
+  through harness.core.formats.checkpoint) raised BadInput naming the file;
 - "loaded": both loaded, and every tensor equals what the file really holds (decoded here
   independently: json + numpy for safetensors, protobuf for .ckpt; a .bin must equal the
   original, since its zip CRCs cover every byte);
@@ -25,9 +25,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.config import ModelConfig  # noqa: E402
-from harness.errors import BadInput  # noqa: E402
-from harness.init import init_state  # noqa: E402
+from harness.core.config import ModelConfig  # noqa: E402
+from harness.core.errors import BadInput  # noqa: E402
+from harness.core.seeded_init import init_state  # noqa: E402
 
 MICRO = {
     "bert": ModelConfig(family="bert", hidden=16, layers=1, heads=1, ffn=32, vocab=40, positions=16, type_vocab=2,
@@ -47,7 +47,7 @@ CKPT_NP = {"Float32": np.float32, "Float16": np.float16, "Float64": np.float64, 
 def pristine(workdir: Path) -> dict:
     import torch
 
-    from harness import frameworks
+    from harness.suite import frameworks
     out = {}
     for family, cfg in MICRO.items():
         state = init_state(cfg, 5)
@@ -289,7 +289,7 @@ def decode_ckpt(data: bytes) -> dict[str, np.ndarray] | None:
 # -- one case ------------------------------------------------------------------------------
 def run_case(i: int, seed: int, files: dict, workdir: Path) -> tuple[str, str, str]:
     """(description, outcome, detail) of case i."""
-    from harness import frameworks
+    from harness.suite import frameworks
     rng = np.random.default_rng([seed, i])
     family = "bert" if i % 2 == 0 else "gpt2"
     fmt = ["safetensors", "ckpt", "safetensors", "ckpt", "safetensors", "ckpt", "bin"][i % 7]

@@ -2,13 +2,13 @@
 import numpy as np
 import pytest
 
-from harness import frameworks
-from harness.checkpoint import load_checkpoint, sha256, write_safetensors
+from harness.suite import frameworks
+from harness.core.formats.checkpoint import load_checkpoint, sha256, write_safetensors
 from harness.cli import main
-from harness.config import preset
-from harness.errors import BadInput
-from harness.init import init_state
-from harness.names import param_shapes
+from harness.core.config import preset
+from harness.core.errors import BadInput
+from harness.core.seeded_init import init_state
+from harness.core.families import param_shapes
 
 
 @pytest.mark.parametrize("family", ["bert", "gpt2"])

@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from harness.checkpoint import load_checkpoint
+from harness.core.formats.checkpoint import load_checkpoint
 from harness.cli import main
-from harness.names import param_shapes
-from harness.tokenizer import minilm_dir
+from harness.core.families import param_shapes
+from harness.suite.tokenizer import minilm_dir
 
 
 def test_expand_both_frameworks_writes_identical_models_and_provenance(tmp_path, capsys, ms_default_executor):

@@ -2,13 +2,14 @@
 import numpy as np
 import pytest
 
-from harness import frameworks, pipeline
-from harness.config import preset
-from harness.init import init_state
-from harness.metrics import max_ulp
-from harness.plan import build_plan
-from harness.recipe import compile_recipes
-from harness.reference import reference_expand
+from harness.suite import frameworks
+from harness.kinds.growth import pipeline
+from harness.core.config import preset
+from harness.core.seeded_init import init_state
+from harness.suite.metrics import max_ulp
+from harness.core.plan import build_plan
+from harness.core.recipe import compile_recipes
+from harness.core.reference import reference_expand
 
 # (source preset, target preset) on tiny sizes: width only, depth only, width + depth
 SHAPES = {"width": ("tiny", "tiny_w"), "depth": ("tiny", "tiny_d"), "width_depth": ("tiny", "tiny_wd")}

@@ -2,7 +2,7 @@
 
 The cases run in a child process (tests/fuzz_checkpoints.py) under a watchdog: a
 segfault or hang in a native parser (MindSpore's .ckpt reader segfaulted on a changed
-tensor_type before harness/ckpt_framing.py checked files first) becomes a failure naming
+tensor_type before harness/core/formats/ckpt_framing.py checked files first) becomes a failure naming
 the case, and the child is restarted after it so every bad case is reported.
 """
 import json

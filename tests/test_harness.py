@@ -11,13 +11,17 @@ import textwrap
 import numpy as np
 import pytest
 
-from harness import frameworks, pipeline, report
-from harness.cases import Case, load_cases
-from harness.config import preset
-from harness.errors import BadInput
-from harness.runner import Hooks, Row, compare_outputs, compare_params, failure_message, run_case, size_rows
-from harness.tokenizer import encode, minilm_dir
-from harness.tolerances import load_tolerances
+from harness.suite import frameworks
+from harness.kinds.growth import pipeline
+from harness.suite import report
+from harness.kinds.growth.cases import Case, load_cases
+from harness.core.config import preset
+from harness.core.errors import BadInput
+from harness.kinds.growth.compare import compare_outputs, compare_params, size_rows
+from harness.kinds.growth.runner import Hooks, run_case
+from harness.suite.rows import CaseFailed, Row, failure_message, guarded
+from harness.suite.tokenizer import encode, minilm_dir
+from harness.kinds.registry import KINDS, load_tolerances
 
 
 def _write(tmp_path, name, text):
@@ -131,21 +135,21 @@ def test_malformed_tolerances_toml_names_file_and_key(tmp_path, expect_bad_input
 
 # -- reports ----------------------------------------------------------------------------
 def _sample_rows():
-    return [Row("bert_x", "param", "max_ulp", 0, 0.0, "pass", "worst tensor none"),
-            Row("bert_x", "output", "last_hidden_state.relative", 6.4e-7, 1e-5, "pass", "a, b | c"),
-            Row("bert_x", "time", "resource", "CPU z, 2 cores", None, "info", ""),
-            Row("bert_x", "hash", "pt.sha256", "ab" * 32, None, "pass", "equal"),
-            Row("gpt2_y", "layers", "worst.relative", 2e-3, 1e-5, "fail", "first layer over limit: transformer.h.2")]
+    return [Row("bert_x", "param", "max_ulp", 0, 0.0, "pass", "worst tensor none", "growth"),
+            Row("bert_x", "output", "last_hidden_state.relative", 6.4e-7, 1e-5, "pass", "a, b | c", "growth"),
+            Row("bert_x", "time", "resource", "CPU z, 2 cores", None, "info", "", "growth"),
+            Row("bert_x", "hash", "pt.sha256", "ab" * 32, None, "pass", "equal", "growth"),
+            Row("gpt2_y", "layers", "worst.relative", 2e-3, 1e-5, "fail", "first layer over limit: transformer.h.2", "growth")]
 
 
 def test_reports_render_from_the_csv_and_round_trip(tmp_path):
     rows = _sample_rows()
-    paths = report.write_reports(rows, tmp_path)
+    paths = report.write_reports(rows, tmp_path, KINDS)
     assert [p.name for p in paths] == ["parity.csv", "parity.json", "parity.md"]
     assert report.read_csv(tmp_path / "parity.csv") == rows
     md = (tmp_path / "parity.md").read_text()
     assert "| bert_x | CPU z, 2 cores | 0 / - |" in md and "FAIL (layers)" in md and "a, b \\| c" in md
-    console = report.render_console(rows)
+    console = report.render_console(rows, KINDS)
     assert "gpt2_y: FAIL (layers)" in console
 
 
@@ -174,7 +178,7 @@ def test_one_ulp_in_one_grown_tensor_fails_param_naming_the_tensor(tmp_path):
         state[target][3, 5] = np.nextafter(state[target][3, 5], np.float32(np.inf))
         return state
 
-    rows = run_case(Case("bert", "tiny", "tiny_w", "fpi"), tmp_path, hooks=Hooks(grown=nudge))
+    rows = run_case(Case("bert", "tiny", "tiny_w", "fpi"), tmp_path, hooks=Hooks(grown=nudge), tolerances=load_tolerances())
     (ulp,) = _rows(rows, "param", "max_ulp")
     assert ulp.status == "fail" and ulp.value == 1
     assert f"worst tensor {target} (max ULP 1" in ulp.detail and "1 of " in ulp.detail
@@ -197,7 +201,7 @@ def test_ms_kernel_and_ms_ops_are_compared_in_every_case(tmp_path, monkeypatch, 
         return frameworks.load("ms").io.to_tensor(a)
 
     monkeypatch.setitem(ms_expand._EXECUTE, "ops", nudged_ops)
-    rows = run_case(Case("bert", "tiny", "tiny_w", "aki"), tmp_path, hooks=Hooks())
+    rows = run_case(Case("bert", "tiny", "tiny_w", "aki"), tmp_path, hooks=Hooks(), tolerances=load_tolerances())
     (check,) = _rows(rows, "param", "ms.kernel_vs_ops.max_ulp")
     assert check.status == "fail" and check.value == 1
     assert f"1 of " in check.detail and f"worst {target}" in check.detail
@@ -209,7 +213,7 @@ def test_ms_kernel_and_ms_ops_are_compared_in_every_case(tmp_path, monkeypatch, 
 
 
 def test_a_case_without_the_ms_kernel_runs_by_ops_and_says_why(tmp_path, ms_kernel_without_compiler):
-    rows = run_case(Case("gpt2", "tiny", "tiny_w", "aki"), tmp_path, hooks=Hooks())
+    rows = run_case(Case("gpt2", "tiny", "tiny_w", "aki"), tmp_path, hooks=Hooks(), tolerances=load_tolerances())
     (info,) = _rows(rows, "param", "ms.executor")
     assert info.value == "ops" and info.status == "info" and "no C++ compiler" in info.detail
     assert not _rows(rows, "param", "ms.kernel_vs_ops.max_ulp")
@@ -231,7 +235,7 @@ def test_mindspore_layernorm_eps_default_in_one_block_fails_output_and_layers(tm
         if framework == "ms" and role == "grown":
             model.transformer.h[2].ln_1.eps = 1e-7   # MindSpore's default, where GPT-2 needs 1e-5
 
-    rows = run_case(Case("gpt2", "tiny", "tiny_wd", "aki"), tmp_path, hooks=Hooks(model=forget_eps))
+    rows = run_case(Case("gpt2", "tiny", "tiny_wd", "aki"), tmp_path, hooks=Hooks(model=forget_eps), tolerances=load_tolerances())
     assert not [r for r in _rows(rows, "param") if r.status == "fail"]
     assert [r.status for r in _rows(rows, "output") if r.metric.endswith(".relative")] == ["fail", "fail"]
     (worst,) = _rows(rows, "layers", "worst.relative")
@@ -245,7 +249,7 @@ def test_torch_layernorm_eps_default_in_bert_embeddings_fails_output_and_layers(
         if framework == "ms" and role == "grown":
             model.embeddings.LayerNorm.eps = 1e-5   # torch's default, where BERT needs 1e-12
 
-    rows = run_case(Case("bert", "tiny", "tiny_w", "fpi"), tmp_path, hooks=Hooks(model=torch_eps))
+    rows = run_case(Case("bert", "tiny", "tiny_w", "fpi"), tmp_path, hooks=Hooks(model=torch_eps), tolerances=load_tolerances())
     assert _rows(rows, "output", "last_hidden_state.relative")[0].status == "fail"
     (worst,) = _rows(rows, "layers", "worst.relative")
     assert worst.status == "fail" and "first layer over limit: embeddings " in worst.detail
@@ -286,12 +290,18 @@ def test_size_fails_for_a_file_missing_bytes_or_bloated():
 
 
 def test_a_case_that_failed_before_any_row_is_in_its_kinds_summary():
-    """A runner that crashes before measuring leaves only its "run" row; each kind's summary still
-    lists the case (by the cases file its id comes from), as failed."""
+    """A runner that crashes before measuring leaves only its "run" row, stamped with its kind by
+    `guarded`; each kind's summary lists that case, as failed."""
     ids = {"growth": load_cases()[0].id, "distill": "tinybert_gd_step", "inference": "gpt2_tiny_text_onnx"}
-    rows = [Row(cid, "run", "error", "RuntimeError", None, "fail", "boom") for cid in ids.values()]
-    tables = {"growth": report.summary(rows), "distill": report.distill_summary(rows),
-              "inference": report.infer_summary(rows)}
-    for kind, table in tables.items():
-        assert [d["case"] for d in table] == [ids[kind]], kind
-        assert table[0]["status"].startswith("FAIL") and "run" in table[0]["status"], (kind, table[0]["status"])
+    rows = []
+    for kind, cid in ids.items():
+        def crash(_rows):
+            raise RuntimeError("boom")
+        with pytest.raises(CaseFailed) as failed:
+            guarded(kind, cid, crash)
+        rows += failed.value.rows
+    tables = report.summaries(rows, KINDS)
+    for kind in KINDS:
+        table = tables[kind.summary.json_key]
+        assert [d["case"] for d in table] == [ids[kind.name]], kind.name
+        assert table[0]["status"] == "FAIL (run)"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.checkpoint import load_checkpoint, sha256
+from harness.core.formats.checkpoint import load_checkpoint, sha256
 from harness.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

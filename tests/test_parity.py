@@ -1,7 +1,7 @@
 """MindSpore vs PyTorch growth, one test per quantity per case of cases/cases.toml.
 
 `case` is parametrised by the root conftest.py (ids = case ids, marks from the row).
-Each case is computed once by harness.runner.run_case; these tests only gate its rows:
+Each case is computed once by harness.kinds.growth.runner.run_case; these tests only gate its rows:
     pytest -k base2large_aki               every check of one case
     pytest -k "small2base and output"      one check
 """

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from harness.config import preset
-from harness.errors import BadInput
-from harness.plan import GrowthPlan, build_plan, counts, depth_map, draw_map
+from harness.core.config import preset
+from harness.core.errors import BadInput
+from harness.core.plan import GrowthPlan, build_plan, counts, depth_map, draw_map
 
 SAMPLINGS = ("paper", "balanced")
 

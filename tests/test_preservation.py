@@ -8,13 +8,14 @@ last hidden state (after ln_f) is the source's gathered and divided by c_h.
 import numpy as np
 import pytest
 
-from harness import frameworks, pipeline
-from harness.config import preset
-from harness.init import init_state
-from harness.metrics import relative
-from harness.plan import build_plan
-from harness.recipe import compile_recipes
-from harness.tokenizer import encode, minilm_dir
+from harness.suite import frameworks
+from harness.kinds.growth import pipeline
+from harness.core.config import preset
+from harness.core.seeded_init import init_state
+from harness.suite.metrics import relative
+from harness.core.plan import build_plan
+from harness.core.recipe import compile_recipes
+from harness.suite.tokenizer import encode, minilm_dir
 
 LIMIT = 1e-5  # fp32 output relative error (parity.md)
 
@@ -77,7 +78,7 @@ def test_exact_fpi_preserves_tiny_model(family, framework):
 @pytest.mark.parametrize("framework", ["pt", "ms"])
 def test_exact_fpi_preserves_real_minilm(framework):
     """all-MiniLM-L6-v2, 384 -> 768 hidden, 12 -> 24 heads of 32, FFN 1536 -> 3072, on real sentences."""
-    from harness.checkpoint import load_checkpoint
+    from harness.core.formats.checkpoint import load_checkpoint
     src_cfg, src = load_checkpoint(minilm_dir())
     dst_cfg = preset("bert", "minilm2x")
     ids, mask, _ = encode()

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from harness.config import ModelConfig, preset
-from harness.names import layer_prefix, param_shapes
-from harness.plan import build_plan, counts
-from harness.recipe import compile_recipes, provenance
-from harness.reference import execute_recipes_numpy, reference_expand
+from harness.core.config import ModelConfig, preset
+from harness.core.families import layer_prefix, param_shapes
+from harness.core.plan import build_plan, counts
+from harness.core.recipe import compile_recipes, provenance
+from harness.core.reference import execute_recipes_numpy, reference_expand
 
 FAMILIES = ("bert", "gpt2")
 GROWTHS = {"width": "tiny_w", "width2x": "tiny2x", "depth": "tiny_d", "width+depth": "tiny_wd"}

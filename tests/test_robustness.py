@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import frameworks
-from harness.checkpoint import load_checkpoint, read_tensors, sha256, write_safetensors
+from harness.suite import frameworks
+from harness.core.formats.checkpoint import load_checkpoint, read_tensors, sha256, write_safetensors
 from harness.cli import main
-from harness.config import load_presets, preset
-from harness.errors import BadInput
-from harness.init import init_state
+from harness.core.config import load_presets, preset
+from harness.core.errors import BadInput
+from harness.core.seeded_init import init_state
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -264,8 +264,8 @@ def test_edited_sizes_toml_is_read_again(tmp_path):
         load_presets(path)
 
 
-@pytest.mark.parametrize("loader", ["harness.cases:load_cases", "harness.tolerances:load_tolerances",
-                                    "harness.config:load_presets"])
+@pytest.mark.parametrize("loader", ["harness.kinds.growth.cases:load_cases", "harness.kinds.registry:load_tolerances",
+                                    "harness.core.config:load_presets"])
 def test_toml_syntax_error_names_file_and_line(tmp_path, loader):
     import importlib
     module, name = loader.split(":")
@@ -318,7 +318,7 @@ def test_plain_state_dict_pickle_loads(tmp_path):
 
 def test_every_torch_load_in_the_tool_passes_weights_only_true():
     calls = []
-    for path in [*ROOT.glob("harness/*.py"), *ROOT.glob("models_*/*.py"), *ROOT.glob("tools/*.py")]:
+    for path in [*ROOT.glob("harness/**/*.py"), *ROOT.glob("models_*/*.py"), *ROOT.glob("tools/*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
                     and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
@@ -375,7 +375,7 @@ def test_interrupt_inside_a_writer_leaves_no_temporary_file(tmp_path, monkeypatc
     """Ctrl-C between two writes of a save: the temporary file is removed, nothing else written."""
     import errno
     import fcntl
-    from harness import writers
+    from harness.core.formats import writers
     flag = writers.O_DIRECT   # the real flag, read before the buffered case sets the writers' copy to 0
     if direct:
         if not flag:

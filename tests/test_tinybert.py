@@ -1,8 +1,8 @@
 """TinyBERT distillation steps, MindSpore vs PyTorch: one test per quantity per case of
 cases/distill.toml, then the case file's validation and planted faults.
 
-`distill_case` is parametrised by the root conftest.py (harness/kinds.py, kind "distill"); each
-case is computed once by harness.distill_runner.run_distill_case, and these tests gate its rows:
+`distill_case` is parametrised by the root conftest.py (harness/suite/kind.py, kind "distill"); each
+case is computed once by harness.kinds.distill.runner.run_distill_case, and these tests gate its rows:
     pytest -k tinybert                     every distillation check (seed sizes are marked slow)
     pytest -k "tinybert_td_step and grad"  one check
 
@@ -16,16 +16,16 @@ import textwrap
 import numpy as np
 import pytest
 
-from harness import frameworks
-from harness.config import preset
-from harness.distill import StepSetup, adam_weight_decay_reference
-from harness.distill_cases import load_distill_cases
-from harness.distill_runner import DistillHooks, compare_grads, run_distill_case
-from harness.errors import BadInput
-from harness.init import init_state
-from harness.metrics import relative
-from harness.runner import failure_message
-from harness.tolerances import load_tolerances
+from harness.suite import frameworks
+from harness.core.config import preset
+from harness.core.distill_step import StepSetup, adam_weight_decay_reference
+from harness.kinds.distill.cases import load_distill_cases
+from harness.kinds.distill.runner import DistillHooks, compare_grads, run_distill_case
+from harness.core.errors import BadInput
+from harness.core.seeded_init import init_state
+from harness.suite.metrics import relative
+from harness.kinds.registry import KINDS, load_tolerances
+from harness.suite.rows import failure_message
 
 
 def test_loss(distill_case, parity):
@@ -60,8 +60,8 @@ def test_each_kind_is_parametrised_with_its_own_cases_from_the_first_call():
     import types
 
     import conftest
-    from harness.distill_cases import DistillCase
-    from harness.kinds import DISTILL, GROWTH
+    from harness.kinds.distill.cases import DistillCase
+    from harness.kinds.registry import DISTILL, GROWTH
     config = types.SimpleNamespace(stash=pytest.Stash())
     growth = conftest._cases(config, GROWTH)
     assert growth and not any(isinstance(c, DistillCase) for c in growth)
@@ -192,7 +192,7 @@ def _observe(seen):
 def _run_with(case_id, change, seen):
     """Run the case with `change` applied to MindSpore's step setup only."""
     hooks = DistillHooks(setup=lambda fw, s: change(s) if fw == "ms" else None, grads=_observe(seen))
-    return run_distill_case(_case(case_id), hooks=hooks)
+    return run_distill_case(_case(case_id), hooks=hooks, tolerances=load_tolerances())
 
 
 def test_temperature_on_one_side_fails_prediction_and_names_first_diverging_gradient():
@@ -254,22 +254,22 @@ def test_grad_compare_names_the_first_diverging_parameter_in_model_order_not_the
 
 # -- reports ------------------------------------------------------------------------------
 def test_reports_summarise_distill_cases(tmp_path):
-    from harness import report
-    from harness.runner import Row
-    rows = [Row("tinybert_x", "loss", "setup", "td", None, "info", "teacher ..."),
-            Row("tinybert_x", "loss", "hidden.1.relative", 1e-7, 1e-5, "pass", ""),
-            Row("tinybert_x", "loss", "prediction.relative", 2e-3, 1e-5, "fail", "MindSpore 0.3 vs PyTorch 0.2"),
-            Row("tinybert_x", "grad", "worst.relative", 8e-7, 1e-4, "pass", "first gradient over limit: none"),
-            Row("tinybert_x", "update", "params.relative", 9e-7, 1e-5, "pass", ""),
-            Row("tinybert_x", "update", "from_zero.relative", 6e-5, 3e-4, "pass", ""),
-            Row("tinybert_x", "update", "pt.rule.relative", 2e-7, 1e-5, "pass", ""),
-            Row("tinybert_x", "update", "ms.rule.relative", 1.9e-7, 1e-5, "pass", ""),
-            Row("tinybert_x", "update", "pt.step_s", 0.5, None, "info", ""),
-            Row("tinybert_x", "update", "ms.step_s", 2.25, None, "info", "")]
-    report.write_reports(rows, tmp_path)
+    from harness.suite import report
+    from harness.suite.rows import Row
+    rows = [Row("tinybert_x", "loss", "setup", "td", None, "info", "teacher ...", "distill"),
+            Row("tinybert_x", "loss", "hidden.1.relative", 1e-7, 1e-5, "pass", "", "distill"),
+            Row("tinybert_x", "loss", "prediction.relative", 2e-3, 1e-5, "fail", "MindSpore 0.3 vs PyTorch 0.2", "distill"),
+            Row("tinybert_x", "grad", "worst.relative", 8e-7, 1e-4, "pass", "first gradient over limit: none", "distill"),
+            Row("tinybert_x", "update", "params.relative", 9e-7, 1e-5, "pass", "", "distill"),
+            Row("tinybert_x", "update", "from_zero.relative", 6e-5, 3e-4, "pass", "", "distill"),
+            Row("tinybert_x", "update", "pt.rule.relative", 2e-7, 1e-5, "pass", "", "distill"),
+            Row("tinybert_x", "update", "ms.rule.relative", 1.9e-7, 1e-5, "pass", "", "distill"),
+            Row("tinybert_x", "update", "pt.step_s", 0.5, None, "info", "", "distill"),
+            Row("tinybert_x", "update", "ms.step_s", 2.25, None, "info", "", "distill")]
+    report.write_reports(rows, tmp_path, KINDS)
     assert report.read_csv(tmp_path / "parity.csv") == rows
     md = (tmp_path / "parity.md").read_text()
     assert ("| tinybert_x | td | 0.002 (prediction) | 8e-07 | 9e-07 / 6e-05 | 2e-07 / 1.9e-07 | 2.25 / 0.50 | "
             "FAIL (loss) |") in md
     assert "## grad" in md and "## update" in md
-    assert "tinybert_x: FAIL (loss)" in report.render_console(rows)
+    assert "tinybert_x: FAIL (loss)" in report.render_console(rows, KINDS)

@@ -1,9 +1,9 @@
-"""Streaming writers (harness.writers): MindSpore's .ckpt bytes, safetensors order checks,
+"""Streaming writers (harness.core.formats.writers): MindSpore's .ckpt bytes, safetensors order checks,
 and no partial file under the final name on any failure."""
 import numpy as np
 import pytest
 
-from harness.writers import CkptStream, SafetensorsStream
+from harness.core.formats.writers import CkptStream, SafetensorsStream
 
 
 def _state(rng):
@@ -88,7 +88,7 @@ def test_safetensors_stream_refuses_what_the_header_does_not_say(tmp_path, fault
 
 
 def test_ckpt_refuses_an_empty_tensor_it_could_not_keep(tmp_path):
-    from harness.errors import BadInput
+    from harness.core.errors import BadInput
     with pytest.raises(BadInput, match="tensor empty is empty"):
         with CkptStream(tmp_path / "m.ckpt") as w:
             w.write("empty", np.zeros((0, 4), np.float32))
@@ -96,7 +96,7 @@ def test_ckpt_refuses_an_empty_tensor_it_could_not_keep(tmp_path):
 
 
 def test_a_temporary_folder_replaces_an_earlier_one_whole_or_not_at_all(tmp_path):
-    from harness.writers import _LIVE, commit, discard, temp_beside
+    from harness.core.formats.writers import _LIVE, commit, discard, temp_beside
     final = tmp_path / "onnx_fp32"
     final.mkdir()
     (final / "old.onnx").write_bytes(b"earlier")
@@ -130,12 +130,12 @@ def _write_st(path, state):
 
 
 def _buffered(monkeypatch):
-    from harness import writers
+    from harness.core.formats import writers
     monkeypatch.setattr(writers, "O_DIRECT", 0)
 
 
 def test_direct_writes_give_the_bytes_buffered_writes_give(tmp_path, monkeypatch):
-    from harness import writers
+    from harness.core.formats import writers
     if not writers.O_DIRECT:
         pytest.skip("this platform has no O_DIRECT")
     monkeypatch.setattr(writers, "DIRECT_STAGE", 8192)
@@ -157,7 +157,7 @@ def test_a_refused_direct_write_falls_back_to_buffered(tmp_path, monkeypatch):
     import errno
     import fcntl
     import os
-    from harness import writers
+    from harness.core.formats import writers
     if not writers.O_DIRECT:
         pytest.skip("this platform has no O_DIRECT")
     monkeypatch.setattr(writers, "DIRECT_STAGE", 8192)
@@ -197,7 +197,7 @@ def test_tmpfs_gets_the_same_bytes(tmp_path):
 
 def test_a_failed_folder_rename_puts_the_earlier_folder_back(tmp_path, monkeypatch):
     import os
-    from harness import writers
+    from harness.core.formats import writers
     final = tmp_path / "onnx_fp32"
     final.mkdir()
     (final / "old.onnx").write_bytes(b"earlier")

@@ -34,12 +34,13 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import frameworks, pipeline  # noqa: E402
-from harness.checkpoint import write_safetensors  # noqa: E402
-from harness.config import preset  # noqa: E402
-from harness.init import init_state  # noqa: E402
-from harness.plan import build_plan  # noqa: E402
-from harness.recipe import compile_recipes  # noqa: E402
+from harness.suite import frameworks  # noqa: E402
+from harness.kinds.growth import pipeline  # noqa: E402
+from harness.core.formats.checkpoint import write_safetensors  # noqa: E402
+from harness.core.config import preset  # noqa: E402
+from harness.core.seeded_init import init_state  # noqa: E402
+from harness.core.plan import build_plan  # noqa: E402
+from harness.core.recipe import compile_recipes  # noqa: E402
 
 SEED_CASES = {
     "bert_small2base_aki": ("bert", "small", "base"),
@@ -136,7 +137,7 @@ def main() -> int:
     if args.repeat < 1:
         ap.error("--repeat must be >= 1")
     if "ms" in args.frameworks.split(","):
-        from harness.errors import BadInput
+        from harness.core.errors import BadInput
         ms_expand = frameworks.load("ms").expand
         if args.ms_executors is None:   # the default executor (the kernel where it builds), then ops
             default, note = ms_expand.choose_executor()

@@ -27,11 +27,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.config import preset  # noqa: E402
-from harness.errors import BadInput  # noqa: E402
-from harness.init import init_state  # noqa: E402
+from harness.core.config import preset  # noqa: E402
+from harness.core.errors import BadInput  # noqa: E402
+from harness.core.seeded_init import init_state  # noqa: E402
 
-from harness.infer_runner import DTYPES, NAMES, make_backend  # noqa: E402
+from harness.core.vocab import DTYPES, TITLES  # noqa: E402
+from harness.kinds.inference.runner import BACKENDS, make_backend  # noqa: E402
 
 
 def shapes(batches: list[int], seq: int, max_tokens: int) -> list[tuple[int, int]]:
@@ -50,7 +51,7 @@ def forward_fn(name: str, cfg, state: dict, dtype: str, workdir: Path):
     start = time.perf_counter()
     onnx_path = None
     if name == "ort":
-        from harness.onnx_backend import export_gpt2
+        from harness.kinds.inference.onnx_backend import export_gpt2
         # hidden states too: PyTorch's and MindSpore's run_forward return them, so all do the same work
         onnx_path = export_gpt2(cfg, state, workdir / "onnx", DTYPES[dtype], hidden_states=True)
     backend = make_backend(name, cfg, state, DTYPES[dtype], onnx_path)
@@ -76,12 +77,12 @@ def bench_backend(name: str, cfg, state: dict, dtype: str, plan: list[tuple[int,
             del out
             gc.collect()
         result[(batch, seq)] = batch * seq / statistics.median(times)
-        print(f"{NAMES[name]:>12} batch {batch:>3} x {seq:>3}: {result[(batch, seq)]:8.1f} tokens/s "
+        print(f"{TITLES[name]:>12} batch {batch:>3} x {seq:>3}: {result[(batch, seq)]:8.1f} tokens/s "
               f"(median of {repeats}: {statistics.median(times):.2f} s)", flush=True)
     del forward
     gc.collect()
     shutil.rmtree(workdir / "onnx", ignore_errors=True)
-    return result, f"{NAMES[name]}: {note}; build {build_s:.1f} s"
+    return result, f"{TITLES[name]}: {note}; build {build_s:.1f} s"
 
 
 def main() -> int:
@@ -100,9 +101,9 @@ def main() -> int:
         cfg = preset("gpt2", args.preset)
         batches = [int(b) for b in args.batches.split(",")]
         backends = args.backends.split(",")
-        bad = [b for b in backends if b not in NAMES]
+        bad = [b for b in backends if b not in BACKENDS]
         if bad or not backends:
-            raise BadInput(f"unknown backend {bad[0] if bad else '(none)'!r}", f"use some of: {', '.join(NAMES)}")
+            raise BadInput(f"unknown backend {bad[0] if bad else '(none)'!r}", f"use some of: {', '.join(BACKENDS)}")
         if min(batches) < 1 or not 1 <= args.seq <= cfg.positions or args.repeats < 1 or args.max_tokens < 1:
             raise BadInput(f"batches {batches}, seq {args.seq}, repeats {args.repeats}, max tokens {args.max_tokens}",
                            f"use positive batch sizes, repeats and max tokens, and 1 <= seq <= {cfg.positions}")
@@ -128,8 +129,8 @@ def main() -> int:
                 if line.startswith("model name")), "CPU") if Path("/proc/cpuinfo").exists() else "CPU"
     table = Table(title=f"GPT-2 {cfg.name} ({cfg.layers} layers, hidden {cfg.hidden}, vocab {cfg.vocab}), {args.dtype}: "
                         f"tokens / s of a forward with logits and hidden states; {cpu}, {os.cpu_count()} cores")
-    for col in ("batch", "seq", *(NAMES[b] for b in backends),
-                *(f"{NAMES[b]} / PyTorch" for b in backends if b != "pt" and "pt" in backends)):
+    for col in ("batch", "seq", *(TITLES[b] for b in backends),
+                *(f"{TITLES[b]} / PyTorch" for b in backends if b != "pt" and "pt" in backends)):
         table.add_column(col, justify="right")
     for batch, seq in plan:
         cells = [str(batch), f"{seq}" + ("" if seq == args.seq else f" (not {args.seq}: batch x seq <= {args.max_tokens})")]

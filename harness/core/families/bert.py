@@ -1,0 +1,112 @@
+"""BERT (post-LN encoder, Hugging Face's BertModel): everything the project knows of the family.
+
+The tensor table (names in Hugging Face's order and spelling), the layer prefix, the
+config.json mapping, the growth rule of every tensor (growth.md's FPI / AKI tables, as
+per-axis specs for harness.core.recipe) and the names of its outputs and hidden states.
+"""
+from __future__ import annotations
+
+NAME = "bert"
+ACTIVATION = "gelu"                  # the erf GELU
+LAYER_PREFIX = "encoder.layer"
+TOKEN_OUTPUTS = ("last_hidden_state", "pooler_output")
+# outputs compared with the source's for preservation; BERT's are hidden coordinates, read by g_h
+PRESERVED_OUTPUTS = ("last_hidden_state", "pooler_output")
+BUFFERS = frozenset({"embeddings.position_ids"})   # a buffer some HF checkpoints carry; not a weight
+
+
+def layer_prefix(i: int) -> str:
+    return f"{LAYER_PREFIX}.{i}."
+
+
+def layer_names(n_layers: int) -> list[str]:
+    """Names of the L + 1 hidden states: the embedding output, then every block's output."""
+    return ["embeddings"] + [f"{LAYER_PREFIX}.{i}" for i in range(n_layers)]
+
+
+# -- the tensor table (torch Linear layout: (out, in)) -------------------------------------
+def layer_shapes(cfg, i: int) -> dict[str, tuple[int, ...]]:
+    d, f, p = cfg.hidden, cfg.ffn, layer_prefix(i)
+    return {
+        p + "attention.self.query.weight": (d, d), p + "attention.self.query.bias": (d,),
+        p + "attention.self.key.weight": (d, d), p + "attention.self.key.bias": (d,),
+        p + "attention.self.value.weight": (d, d), p + "attention.self.value.bias": (d,),
+        p + "attention.output.dense.weight": (d, d), p + "attention.output.dense.bias": (d,),
+        p + "attention.output.LayerNorm.weight": (d,), p + "attention.output.LayerNorm.bias": (d,),
+        p + "intermediate.dense.weight": (f, d), p + "intermediate.dense.bias": (f,),
+        p + "output.dense.weight": (d, f), p + "output.dense.bias": (d,),
+        p + "output.LayerNorm.weight": (d,), p + "output.LayerNorm.bias": (d,),
+    }
+
+
+def param_shapes(cfg) -> dict[str, tuple[int, ...]]:
+    d = cfg.hidden
+    shapes = {
+        "embeddings.word_embeddings.weight": (cfg.vocab, d),
+        "embeddings.position_embeddings.weight": (cfg.positions, d),
+        "embeddings.token_type_embeddings.weight": (cfg.type_vocab, d),
+        "embeddings.LayerNorm.weight": (d,),
+        "embeddings.LayerNorm.bias": (d,),
+    }
+    for i in range(cfg.layers):
+        shapes.update(layer_shapes(cfg, i))
+    shapes["pooler.dense.weight"] = (d, d)
+    shapes["pooler.dense.bias"] = (d,)
+    return shapes
+
+
+# -- Hugging Face config.json ---------------------------------------------------------------
+def to_hf(cfg) -> dict:
+    return {
+        "architectures": ["BertModel"], "model_type": "bert",
+        "hidden_size": cfg.hidden, "num_hidden_layers": cfg.layers,
+        "num_attention_heads": cfg.heads, "intermediate_size": cfg.ffn,
+        "vocab_size": cfg.vocab, "max_position_embeddings": cfg.positions,
+        "type_vocab_size": cfg.type_vocab, "layer_norm_eps": cfg.eps,
+        "hidden_act": cfg.act, "initializer_range": cfg.initializer_range,
+        "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+        "pad_token_id": 0, "position_embedding_type": "absolute",
+    }
+
+
+def from_hf(hf: dict) -> dict:
+    """ModelConfig keyword arguments from a config.json (KeyError for a missing key)."""
+    return dict(family=NAME, hidden=hf["hidden_size"], layers=hf["num_hidden_layers"],
+                heads=hf["num_attention_heads"], ffn=hf["intermediate_size"],
+                vocab=hf["vocab_size"], positions=hf["max_position_embeddings"],
+                type_vocab=hf.get("type_vocab_size", 2), eps=float(hf.get("layer_norm_eps", 1e-12)),
+                act=hf.get("hidden_act", ACTIVATION), initializer_range=float(hf.get("initializer_range", 0.02)))
+
+
+# -- growth rules: per-axis specs of every tensor (harness.core.recipe turns them into recipes) --
+def layer_growth(hid, hid_in, heads, ffn) -> dict:
+    """Specs of one layer's tensors by name suffix. hid: out by g_h; hid_in: in by g_h / c_h;
+    heads(divide=False) and ffn(divide=False): the layer's head and FFN maps."""
+    specs = {}
+    for qkv in ("query", "key", "value"):
+        specs[f"attention.self.{qkv}.weight"] = (heads(), hid_in)
+        specs[f"attention.self.{qkv}.bias"] = (heads(),)
+    specs["attention.output.dense.weight"] = (hid, heads(divide=True))
+    specs["attention.output.dense.bias"] = (hid,)
+    specs["attention.output.LayerNorm.weight"] = (hid,)
+    specs["attention.output.LayerNorm.bias"] = (hid,)
+    specs["intermediate.dense.weight"] = (ffn(), hid_in)
+    specs["intermediate.dense.bias"] = (ffn(),)
+    specs["output.dense.weight"] = (hid, ffn(divide=True))
+    specs["output.dense.bias"] = (hid,)
+    specs["output.LayerNorm.weight"] = (hid,)
+    specs["output.LayerNorm.bias"] = (hid,)
+    return specs
+
+
+def global_growth(hid, hid_in) -> dict:
+    """Specs of the tensors outside the layers: name -> (axes, note)."""
+    return {
+        "embeddings.word_embeddings.weight": ((None, hid), ""),
+        "embeddings.position_embeddings.weight": ((None, hid), ""),
+        "embeddings.token_type_embeddings.weight": ((None, hid), ""),
+        "embeddings.LayerNorm.weight": ((hid,), ""),
+        "embeddings.LayerNorm.bias": ((hid,), ""),
+        "pooler.dense.weight": ((hid, hid_in), ""),
+        "pooler.dense.bias": ((hid,), ""),
+    }

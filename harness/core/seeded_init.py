@@ -1,0 +1,32 @@
+"""Seeded random initialisation of any preset: one numpy generator, HF order."""
+from __future__ import annotations
+
+import numpy as np
+
+from harness.core.config import ModelConfig
+from harness.core.families import param_shapes
+
+
+def is_layernorm(name: str) -> bool:
+    return ".LayerNorm." in name or ".ln_" in name
+
+
+def init_state(cfg: ModelConfig, seed: int) -> dict[str, np.ndarray]:
+    """Normal(0, initializer_range) weights, LayerNorm 1 / 0, biases 0, all float32.
+
+    Tensors are drawn in param_shapes order from default_rng(seed), so a given
+    (config, seed) always yields the same bits on every machine and framework.
+    """
+    rng = np.random.default_rng(seed)
+    std = np.float32(cfg.initializer_range)
+    state: dict[str, np.ndarray] = {}
+    for name, shape in param_shapes(cfg).items():
+        if is_layernorm(name):
+            value = np.ones(shape, np.float32) if name.endswith(".weight") else np.zeros(shape, np.float32)
+        elif name.endswith(".bias"):
+            value = np.zeros(shape, np.float32)
+        else:
+            value = rng.standard_normal(shape, dtype=np.float32)
+            value *= std
+        state[name] = value
+    return state

@@ -1,0 +1,9 @@
+"""The project's vocabulary, each word defined once: growth methods and samplings, frameworks (in
+the order a case runs them) and their titles, dtypes, and where a case's source weights come from."""
+
+METHODS = ("fpi", "aki")
+SAMPLINGS = ("paper", "balanced")
+FRAMEWORKS = ("pt", "ms")    # PyTorch first: its weights file is the reference the MindSpore state meets
+TITLES = {"pt": "PyTorch", "ms": "MindSpore", "ort": "ONNX Runtime"}   # frameworks, and the third backend
+DTYPES = {"fp32": "float32", "fp16": "float16"}   # as rows, cases and tolerances say it -> numpy's name
+SOURCES = ("seed", "minilm")  # weights drawn from the seed (as `python -m harness init`), or real MiniLM's

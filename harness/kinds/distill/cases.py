@@ -1,0 +1,141 @@
+"""TinyBERT distillation-step cases as data: cases/distill.toml, one [[case]] row each, validated
+before any work.
+
+A case id is derived from the row, with underscores so that `pytest -k` selects it:
+    {student}_{stage}_step[_seed{seed}][_{suffix}]
+e.g. tinybert_gd_step (general distillation), tinybert_td_step (task distillation).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+from harness.suite.case_table import check_id_keys, check_keys, id_tail, load_case_table
+from harness.core.config import ModelConfig, load_presets
+from harness.core.paths import CASES_DIR
+from harness.core.distill_step import StepSetup
+from harness.core.errors import BadInput
+from harness.core.vocab import SOURCES
+
+DISTILL_TOML = CASES_DIR / "distill.toml"
+DISTILL_STAGES = ("gd", "td")          # general distillation; task distillation (adds the prediction term)
+
+# key -> (types, required); bool is refused where a number is expected (TOML true is not a seed)
+_KEYS = {"stage": (str, True), "teacher": (str, True), "student": (str, True), "source": (str, False),
+         "seed": (int, False), "layer_map": (list, False), "num_labels": (int, False),
+         "temperature": ((int, float), False), "lr": ((int, float), False),
+         "weight_decay": ((int, float), False), "marks": (list, False), "suffix": (str, False)}
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillCase:
+    stage: str
+    teacher: str                 # bert preset
+    student: str                 # bert preset
+    layer_map: tuple[int, ...]
+    layer_map_given: bool        # False: derived as g(m) = m * teacher layers / student layers
+    source: str = "seed"
+    seed: int = 0
+    num_labels: int = 0          # td: the classifier's labels; gd: 0 (no classifier)
+    temperature: float = 1.0
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    marks: tuple[str, ...] = ()
+    suffix: str = ""
+
+    @property
+    def id(self) -> str:
+        return "_".join([self.student, self.stage, "step"] + id_tail(self.seed, self.suffix))
+
+    @property
+    def all_marks(self) -> tuple[str, ...]:
+        return ("bert", "distill", *self.marks)
+
+    @property
+    def teacher_cfg(self) -> ModelConfig:
+        return load_presets()["bert"][self.teacher]
+
+    @property
+    def student_cfg(self) -> ModelConfig:
+        return load_presets()["bert"][self.student]
+
+    @property
+    def setup(self) -> StepSetup:
+        return StepSetup(self.stage, self.layer_map, self.temperature, self.lr, self.weight_decay)
+
+    def describe(self) -> str:
+        how = "given in the row" if self.layer_map_given else "derived: g(m) = m * teacher layers / student layers"
+        head = f", {self.num_labels} labels, temperature {self.temperature:g}" if self.stage == "td" else ""
+        return (f"teacher bert {self.teacher} ({self.source}), student bert {self.student} (seed {self.seed}){head}; "
+                f"layer map student m <- teacher g(m): "
+                + ", ".join(f"{m}<-{g}" for m, g in enumerate((0,) + self.layer_map)) + f" ({how})")
+
+
+def _layer_map(row: dict, where: str, teacher: ModelConfig, student: ModelConfig) -> tuple[tuple[int, ...], bool]:
+    if "layer_map" not in row:
+        if teacher.layers % student.layers:
+            raise BadInput(f"{where}: teacher layers {teacher.layers} are not a multiple of student layers "
+                           f"{student.layers}, so g(m) = m * {teacher.layers} / {student.layers} is not a layer",
+                           f"write layer_map = [...]: {student.layers} teacher layers (1..{teacher.layers}), "
+                           "one per student layer")
+        step = teacher.layers // student.layers
+        return tuple(m * step for m in range(1, student.layers + 1)), False
+    layer_map = row["layer_map"]
+    if (len(layer_map) != student.layers
+            or not all(isinstance(g, int) and not isinstance(g, bool) and 1 <= g <= teacher.layers for g in layer_map)):
+        raise BadInput(f"{where}: key 'layer_map' {layer_map!r} must hold {student.layers} teacher layers in "
+                       f"1..{teacher.layers}, one per student layer",
+                       f"e.g. layer_map = {[m * teacher.layers // student.layers for m in range(1, student.layers + 1)]}")
+    return tuple(layer_map), True
+
+
+def _positive(row: dict, key: str, where: str, default: float, zero_ok: bool = False) -> float:
+    value = float(row.get(key, default))
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        raise BadInput(f"{where}: key {key!r} must be a {'non-negative' if zero_ok else 'positive'} number, "
+                       f"got {row[key]!r}", f"e.g. {key} = {default}")
+    return value
+
+
+def _check_row(row: object, where: str, presets: dict) -> DistillCase:
+    check_keys(row, where, _KEYS)
+    if row["stage"] not in DISTILL_STAGES:
+        raise BadInput(f"{where}: key 'stage': unknown stage {row['stage']!r}",
+                       "use gd (general distillation) or td (task distillation)")
+    for key in ("teacher", "student"):
+        if row[key] not in presets["bert"]:
+            raise BadInput(f"{where}: key {key!r}: unknown bert preset {row[key]!r}",
+                           f"use one of: {', '.join(presets['bert'])} (cases/sizes.toml)")
+    teacher, student = presets["bert"][row["teacher"]], presets["bert"][row["student"]]
+    if teacher.vocab != student.vocab:
+        raise BadInput(f"{where}: teacher {row['teacher']} has vocab {teacher.vocab}, student {row['student']} "
+                       f"{student.vocab}: both read the same token ids",
+                       "pick a student preset with the teacher's vocabulary (cases/sizes.toml)")
+    source = row.get("source", "seed")
+    if source not in SOURCES:
+        raise BadInput(f"{where}: key 'source': unknown source {source!r}", f"use one of: {', '.join(SOURCES)}")
+    if source == "minilm" and row["teacher"] != "minilm":
+        raise BadInput(f"{where}: key 'source': the real MiniLM weights are the bert 'minilm' teacher, "
+                       f"not {row['teacher']!r}", "use teacher = \"minilm\"")
+    td = row["stage"] == "td"
+    for key in ("num_labels", "temperature"):
+        if key in row and not td:
+            raise BadInput(f"{where}: key {key!r} is used only by task distillation, and stage is gd",
+                           f"drop {key}, or set stage = \"td\"")
+    num_labels = row.get("num_labels", 2) if td else 0
+    if td and num_labels < 2:
+        raise BadInput(f"{where}: key 'num_labels' must be >= 2, got {num_labels}", "e.g. num_labels = 2 (SST-2)")
+    marks, seed, suffix = check_id_keys(row, where)
+    layer_map, given = _layer_map(row, where, teacher, student)
+    return DistillCase(stage=row["stage"], teacher=row["teacher"], student=row["student"], layer_map=layer_map,
+                       layer_map_given=given, source=source, seed=seed, num_labels=num_labels,
+                       temperature=_positive(row, "temperature", where, 1.0),
+                       lr=_positive(row, "lr", where, 1e-4),
+                       weight_decay=_positive(row, "weight_decay", where, 0.01, zero_ok=True),
+                       marks=marks, suffix=suffix)
+
+
+def load_distill_cases(path: Path = DISTILL_TOML) -> list[DistillCase]:
+    """Every case of the file, in file order; BadInput names the file, the row and the key."""
+    return load_case_table(path, "distillation cases", _check_row)

@@ -1,0 +1,51 @@
+"""Growth parity (cases/cases.toml): grow with each framework, compare the grown models by name,
+their outputs, their faithfulness to the source, their times, sizes and hashes."""
+from __future__ import annotations
+
+from harness.core.vocab import FRAMEWORKS
+from harness.kinds.growth.cases import load_cases
+from harness.kinds.growth.runner import TIMED_STAGES, run_case
+from harness.suite.kind import CaseKind
+from harness.suite.summary import Column, Summary, fmt, mb, worst
+
+
+def _preservation(got, fw: str):
+    return worst(got.numbers("preservation", lambda m: m.startswith(f"{fw}.") and m.endswith(".relative")))
+
+
+SUMMARY = Summary(
+    columns=(
+        Column("resource", lambda got: got.cell("time", "resource"), console=False),
+        Column("param err (max ULP / max abs)", lambda got: f"{got.cell('param', 'max_ulp')} / {got.cell('param', 'max_abs')}",
+               "param ULP/abs"),
+        Column("output err (relative)",
+               lambda got: fmt(worst(got.numbers("output", lambda m: m.endswith(".relative")))), "output rel"),
+        Column("worst layer (relative)", lambda got: got.cell("layers", "worst.relative"), "layer rel"),
+        Column("hidden (target)", lambda got: got.cell("size", "hidden"), "hidden"),
+        Column("expand MS / PT (s)",
+               lambda got: f"{got.cell('time', 'ms.expand_s', '.2f')} / {got.cell('time', 'pt.expand_s', '.2f')}",
+               "expand MS/PT s"),
+        Column("model MB (safetensors / ckpt)",
+               lambda got: f"{mb(got.value('size', 'pt.bytes'))} / {mb(got.value('size', 'ms.bytes'))}", "MB st/ckpt"),
+        Column("preservation PT / MS (relative)",
+               lambda got: f"{fmt(_preservation(got, 'pt'))} / {fmt(_preservation(got, 'ms'))}", "preserve PT/MS"),
+    ),
+    console_title="parity: MindSpore vs PyTorch", json_key="summary", footer="resource",
+    blurb="Growth: relative error = max |MS - PT| / max |PT| over unpadded positions; preservation compares "
+          "each framework's grown model with its source (gated only for exact cases).",
+)
+
+KIND = CaseKind(
+    name="growth", fixture="case", load=load_cases, runner=run_case,
+    quantities=("param", "output", "layers", "preservation", "time", "size", "hash"),
+    gated={
+        "param": ("max_ulp", "max_abs"),
+        "output": ("relative", "max_abs"),
+        "layers": ("relative",),
+        "preservation": ("relative",),
+        "size": tuple(f"{fw}.overhead" for fw in FRAMEWORKS),
+        "time": ("plan_s", *(f"{fw}.{stage}_s" for fw in FRAMEWORKS for stage in TIMED_STAGES),
+                 *(f"ms_over_pt.{stage}" for stage in TIMED_STAGES)),
+    },
+    summary=SUMMARY,
+)
