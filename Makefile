@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 export GLOG_v := 3
 
-.PHONY: setup test parity bench check-mirror clean
+.PHONY: setup test parity bench check-mirror lint clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,15 @@ setup: $(STAMP)
 check-mirror: $(STAMP)
 	$(PY) tools/check_mirror.py
 
+# ruff (rules in pyproject.toml), the import contracts (pyproject.toml [tool.importlinter]) and the
+# CI workflow against GitHub's workflow schema (check-jsonschema's own copy: nothing is fetched).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/ci.yml
+
 # The default test run: everything but the seed-size (slow) cases.
-test: $(STAMP) check-mirror
+test: $(STAMP) check-mirror lint
 	$(PY) -m pytest -m "not slow" -q --junitxml=reports/junit.xml
 
 # Every parity case (growth, TinyBERT distillation, inference), seed sizes included:
