@@ -3,8 +3,8 @@ safetensors atomically, and check a state against the tensor table of a config.
 
 Formats: a Hugging Face folder (config.json + model.safetensors), a .safetensors
 file, a MindSpore .ckpt (framing checked by harness.core.formats.ckpt_framing, then read through
-mindspore, imported only then), and a PyTorch pickle .bin/.pth (zip CRCs checked, then
-read with torch.load(weights_only=True) only). Any damage is a BadInput naming the file.
+mindspore, imported only then), and a PyTorch zip checkpoint .bin/.pth/.pt (read without torch by
+harness.core.formats.torch_zip: zip CRCs checked, only a plain tensor state dict unpickled). Any damage is a BadInput naming the file.
 """
 from __future__ import annotations
 
@@ -179,37 +179,27 @@ def _read_ckpt(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _check_zip_crcs(path: Path) -> None:
-    """torch.load does not check the CRC-32 of a zip checkpoint's members: a flipped byte
-    would load as a changed weight. Read every member once (zipfile checks the CRC at its end)."""
-    import zipfile
-    if not zipfile.is_zipfile(path):
-        return                                      # torch's legacy format: no checksums to verify
-    try:
-        with zipfile.ZipFile(path) as z:
-            for info in z.infolist():
-                if info.CRC == 0:
-                    continue                        # saved with compute_crc32=False: nothing to verify
-                with z.open(info) as member:
-                    while member.read(1 << 24):
-                        pass
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
-        raise BadInput(f"{path}: damaged PyTorch zip checkpoint: {one_line(e)[:200]}",
-                       "the file is truncated or corrupt; write it again") from None
-
-
 def _read_pickle(path: Path) -> dict[str, np.ndarray]:
-    import torch
-    _check_zip_crcs(path)
+    """A torch zip checkpoint, read by harness.core.formats.torch_zip (no torch, no code run)."""
+    import pickle
+    import zipfile
+
+    from harness.core.formats.torch_zip import Refused, is_torch_zip, read_torch_zip
+    if not is_torch_zip(path):
+        raise BadInput(f"{path}: not a PyTorch zip checkpoint (torch.save's format since torch 1.6)",
+                       "re-save it with torch.save(model.state_dict(), path), or convert to safetensors")
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:
+        obj = read_torch_zip(path)
+    except (Refused, pickle.UnpicklingError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError,
+            ValueError, TypeError, KeyError, IndexError, AttributeError, UnicodeDecodeError, RecursionError,
+            MemoryError, NotImplementedError) as e:
         raise BadInput(f"{path}: refused or unreadable PyTorch pickle: {type(e).__name__}: {one_line(e)[:200]}",
-                       "only plain tensor state dicts load (weights_only=True); convert to safetensors") from None
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+                       "only plain tensor state dicts load (as torch.load with weights_only=True); "
+                       "convert to safetensors") from None
+    if not isinstance(obj, dict) or not all(isinstance(v, np.ndarray) for v in obj.values()):
         raise BadInput(f"{path}: pickle does not hold a flat name -> tensor dict",
                        "save model.state_dict() or convert to safetensors")
-    return {k: v.detach().numpy() for k, v in obj.items()}
+    return dict(obj)
 
 
 def read_tensors(path: Path) -> dict[str, np.ndarray]:
