@@ -171,7 +171,10 @@ def cmd_expand(args) -> int:
     for title, seconds, path, executor in rows:
         table.add_row(title, executor, *(f"{seconds[key]:.2f}" for key in columns.values()),
                       str(path), f"{path.stat().st_size / 1e6:.1f}")
-    Console().print(table)
+    out = Console()
+    if not out.is_terminal:   # a log or a pipe: the whole table, never cut to rich's default 80 columns
+        out = Console(width=Console(width=1 << 16).measure(table).maximum)
+    out.print(table)
     print(f"plan and provenance: {args.out / 'plan.json'}")
     return 0
 

@@ -28,7 +28,10 @@ def test_expand_both_frameworks_writes_identical_models_and_provenance(tmp_path,
                                                                      "transformer.h.1.mlp.c_fc.weight"]
     assert set(log["seconds"]) == {"PyTorch", "MindSpore"}
     assert log["executor"] == {"PyTorch": "ops", "MindSpore": ms_default_executor}
-    assert "expand s" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "expand s" in printed
+    # not a terminal: the table is whole (rich would cut it to 80 columns: "framewo…", "/tmp/c…")
+    assert "framework" in printed and str(out / "model.ckpt") in printed and "…" not in printed
 
 
 def test_expand_ms_by_its_own_ops_writes_the_same_checkpoint(tmp_path, capsys, needs_kernel):

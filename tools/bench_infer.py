@@ -32,7 +32,7 @@ from harness.core.errors import BadInput  # noqa: E402
 from harness.core.seeded_init import init_state  # noqa: E402
 
 from harness.core.vocab import DTYPES, TITLES  # noqa: E402
-from harness.kinds.inference.runner import BACKENDS, make_backend  # noqa: E402
+from harness.kinds.inference.backends import BACKENDS, make_backend  # noqa: E402
 
 
 def shapes(batches: list[int], seq: int, max_tokens: int) -> list[tuple[int, int]]:

@@ -33,9 +33,9 @@ from typing import Callable
 import numpy as np
 
 from harness.suite import frameworks
-from harness.suite.corpus import TOKENIZER_NAME, english_ids, seeded_ids, windows
+from harness.kinds.inference.backends import BACKENDS, Backend, make_backend
 from harness.kinds.inference.cases import InferCase
-from harness.core.seeded_init import init_state
+from harness.kinds.inference.inputs import case_state, case_windows, padded_batch
 from harness.suite.lm_metrics import Generation, first_divergence, greedy, next_token_nll
 from harness.suite.metrics import max_abs, relative
 from harness.core import families
@@ -44,9 +44,7 @@ from harness.suite.resource import resource
 from harness.suite.rows import Row, first_and_worst, guarded, limited, row
 from harness.suite.tolerances import Tolerances
 
-BACKENDS = (*FRAMEWORKS, "ort")
 PAIRS = (("ort", "pt"), ("ms", "pt"))   # (got, reference)
-PAD_ID = 0                             # [PAD] of MiniLM's tokenizer
 
 
 @dataclasses.dataclass
@@ -55,84 +53,8 @@ class InferHooks:
     state: Callable[[str, str, dict], dict | None] | None = None
 
 
-# -- inputs -----------------------------------------------------------------------------
-def case_state(case: InferCase) -> tuple[dict[str, np.ndarray], str]:
-    """The case's float32 weights: drawn from its seed, or grown from a drawn source."""
-    cfg = case.cfg
-    if not case.grown_from:
-        return init_state(cfg, case.seed), f"{cfg.name} drawn from seed {case.seed} (random weights)"
-    from harness.core.plan import build_plan
-    from harness.core.recipe import compile_recipes
-    from harness.core.reference import execute_recipes_numpy
-    src = case.src_cfg
-    plan = build_plan(src, cfg, case.method, case.sampling, case.seed)
-    state = execute_recipes_numpy(compile_recipes(plan), init_state(src, case.seed))
-    return state, (f"{cfg.name} grown from {src.name} (seed {case.seed}, random weights) by "
-                   f"{case.method}/{case.sampling}, numpy recipe executor")
-
-
-def case_windows(case: InferCase) -> tuple[np.ndarray, str]:
-    """(windows, length) token ids and what they are."""
-    cfg = case.cfg
-    if case.text == "english":
-        ids = english_ids()
-        what = f"English text (data/english/rust_book.txt), {TOKENIZER_NAME} tokenizer"
-    else:
-        ids = seeded_ids(cfg.vocab, case.windows * case.length, case.seed)
-        what = f"seeded token ids in [0, {cfg.vocab}) (no offline tokenizer for this vocabulary)"
-    return windows(ids, case.windows, case.length, case.id), f"{case.windows} x {case.length} tokens of {what}"
-
-
-def padded_batch(wins: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first `batch` windows; the last row is right-padded from its middle (PAD_ID, mask 0)."""
-    ids = wins[:batch].copy()
-    mask = np.ones_like(ids)
-    if ids.shape[1] >= 2:
-        mask[-1, ids.shape[1] // 2:] = 0
-        ids[-1, ids.shape[1] // 2:] = PAD_ID
-    return ids, mask
-
-
 # -- backends ---------------------------------------------------------------------------
-@dataclasses.dataclass
-class _Backend:
-    name: str
-    forward: Callable[[np.ndarray, np.ndarray], dict]
-    seconds: float = 0.0
-    note: str = ""
-    fallback_casts: int | None = None
-
-    def run(self, ids, mask) -> dict:
-        start = time.perf_counter()
-        out = self.forward(ids, mask)
-        self.seconds += time.perf_counter() - start
-        return out
-
-
-def make_backend(name: str, cfg, state: dict, np_dtype: str, onnx_path: Path | None = None,
-                 count_casts: bool = False) -> _Backend:
-    """One backend's forward over `state` (PyTorch, MindSpore: built here; ONNX Runtime: the
-    model exported at onnx_path), with a note on how it runs. The runner and tools/bench_infer.py
-    both build their backends here."""
-    if name == "ort":
-        from harness.kinds.inference.onnx_backend import OrtModel
-        model = OrtModel(onnx_path, cfg, count_casts=count_casts)
-        note = f"onnxruntime CPU, {model.threads} intra-op threads"
-        if model.fallback_casts is not None:
-            note += f"; {model.fallback_casts} Casts inserted (float16 nodes without a CPU kernel run in float32)"
-        return _Backend(name, model.run_forward, note=note, fallback_casts=model.fallback_casts)
-    fw = frameworks.load(name)
-    model = fw.models.build_model(cfg)
-    fw.models.load_numpy_state(model, state, np_dtype)
-    if name == "pt":
-        import torch
-        note = f"{torch.get_num_threads()} threads, eager"
-    else:
-        note = "PyNative, default threads"
-    return _Backend(name, lambda ids, mask: fw.models.run_forward(model, ids, mask), note=note)
-
-
-def _backends(case: InferCase, state: dict, dtype: str, onnx_path: Path, hooks: InferHooks) -> dict[str, _Backend]:
+def _backends(case: InferCase, state: dict, dtype: str, onnx_path: Path, hooks: InferHooks) -> dict[str, Backend]:
     def weights(name):   # ONNX Runtime runs the exported file (hooks.onnx may rewrite it), not `state`
         if name == "ort" or not hooks.state:
             return state
@@ -168,7 +90,7 @@ class _DtypeResult:
     padded_logits: dict[str, np.ndarray]         # backend -> logits of the padded batch, unpadded positions
 
 
-def _windows_pass(backends: dict[str, _Backend], wins: np.ndarray, batch: int, dtype: str):
+def _windows_pass(backends: dict[str, Backend], wins: np.ndarray, batch: int, dtype: str):
     """Every backend on the same chunks of `batch` windows: ({pair: _Errors}, {backend: (NLL, tokens)})."""
     errors = {pair: _Errors() for pair in PAIRS}
     nll = {name: (0.0, 0) for name in BACKENDS}
@@ -212,7 +134,7 @@ def _logits_rows(case: InferCase, dtype: str, errors: dict, padded: dict, keep: 
     return rows
 
 
-def _greedy_rows(case: InferCase, dtype: str, backends: dict[str, _Backend], prompts: np.ndarray,
+def _greedy_rows(case: InferCase, dtype: str, backends: dict[str, Backend], prompts: np.ndarray,
                  tol: Tolerances) -> list[Row]:
     cid, rows = case.id, []
     gens: dict[str, Generation] = {name: greedy(b.forward, prompts, case.greedy) for name, b in backends.items()}
