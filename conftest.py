@@ -128,7 +128,7 @@ def pytest_collection_modifyitems(session, config, items):
     if not slots:
         return
     chosen = sorted((items[i] for i in slots), key=_check_key)
-    for slot, item in zip(slots, chosen):
+    for slot, item in zip(slots, chosen, strict=True):
         items[slot] = item
 
 

@@ -100,7 +100,7 @@ def gradients(student, teacher_out, input_ids, attention_mask, setup):
         return losses["total"], tuple(losses.items())  # only the first output is differentiated
 
     (_, terms), grads = ms.value_and_grad(total_and_terms, None, list(params.values()), has_aux=True)()
-    return {term: float(value) for term, value in terms}, dict(zip(params, grads))
+    return {term: float(value) for term, value in terms}, dict(zip(params, grads, strict=True))
 
 
 class AdamWeightDecay:

@@ -14,7 +14,7 @@ Depth copies reuse the tensor already grown for their source layer.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

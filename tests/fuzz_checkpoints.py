@@ -317,7 +317,8 @@ def run_case(i: int, seed: int, files: dict, workdir: Path) -> tuple[str, str, s
             return description, "wrong", f"{name}: {type(e).__name__}: {e}\n{traceback.format_exc()}"
     (pt_kind, pt_val), (ms_kind, ms_val) = results["pt"], results["ms"]
     if pt_kind != ms_kind:
-        return description, "wrong", f"PyTorch {pt_kind}, MindSpore {ms_kind}: {pt_val if pt_kind == 'bad_input' else ms_val}"
+        said = pt_val if pt_kind == 'bad_input' else ms_val
+        return description, "wrong", f"PyTorch {pt_kind}, MindSpore {ms_kind}: {said}"
     if pt_kind == "bad_input":
         path.unlink()
         return description, "bad_input", pt_val

@@ -2,13 +2,13 @@
 import numpy as np
 import pytest
 
-from harness.suite import frameworks
-from harness.core.formats.checkpoint import load_checkpoint, sha256, write_safetensors
 from harness.cli import main
 from harness.core.config import preset
 from harness.core.errors import BadInput
-from harness.core.seeded_init import init_state
 from harness.core.families import param_shapes
+from harness.core.formats.checkpoint import load_checkpoint, sha256, write_safetensors
+from harness.core.seeded_init import init_state
+from harness.suite import frameworks
 
 
 @pytest.mark.parametrize("family", ["bert", "gpt2"])

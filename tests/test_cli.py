@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from harness.core.formats.checkpoint import load_checkpoint
 from harness.cli import main
 from harness.core.families import param_shapes
+from harness.core.formats.checkpoint import load_checkpoint
 from harness.suite.tokenizer import minilm_dir
 
 

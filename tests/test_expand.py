@@ -2,14 +2,14 @@
 import numpy as np
 import pytest
 
-from harness.suite import frameworks
-from harness.kinds.growth import pipeline
 from harness.core.config import preset
-from harness.core.seeded_init import init_state
-from harness.suite.metrics import max_ulp
 from harness.core.plan import build_plan
 from harness.core.recipe import compile_recipes
 from harness.core.reference import reference_expand
+from harness.core.seeded_init import init_state
+from harness.kinds.growth import pipeline
+from harness.suite import frameworks
+from harness.suite.metrics import max_ulp
 
 # (source preset, target preset) on tiny sizes: width only, depth only, width + depth
 SHAPES = {"width": ("tiny", "tiny_w"), "depth": ("tiny", "tiny_d"), "width_depth": ("tiny", "tiny_wd")}
@@ -19,7 +19,7 @@ def _noisy_state(cfg, seed):
     """Seeded init with non-trivial LayerNorms and biases, so every rule moves real values."""
     state = init_state(cfg, seed)
     rng = np.random.default_rng(seed + 1)
-    for name, value in state.items():
+    for value in state.values():
         if value.ndim == 1:
             value += rng.standard_normal(value.shape, dtype=np.float32) * np.float32(0.1)
     return state

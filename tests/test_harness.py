@@ -11,17 +11,16 @@ import textwrap
 import numpy as np
 import pytest
 
-from harness.suite import frameworks
-from harness.kinds.growth import pipeline
-from harness.suite import report
-from harness.kinds.growth.cases import Case, load_cases
 from harness.core.config import preset
 from harness.core.errors import BadInput
+from harness.kinds.growth import pipeline
+from harness.kinds.growth.cases import Case, load_cases
 from harness.kinds.growth.compare import compare_outputs, compare_params, size_rows
 from harness.kinds.growth.runner import Hooks, run_case
+from harness.kinds.registry import KINDS, load_tolerances
+from harness.suite import frameworks, report
 from harness.suite.rows import CaseFailed, Row, failure_message, guarded
 from harness.suite.tokenizer import encode, minilm_dir
-from harness.kinds.registry import KINDS, load_tolerances
 
 
 def _write(tmp_path, name, text):
@@ -42,7 +41,8 @@ def test_case_ids_are_derived_unique_and_k_selectable():
     assert {"bert_small2base_aki", "bert_base2large_aki", "gpt2_large2xl_fpi",
             "bert_minilm2minilm2x_fpi_balanced"} <= set(ids)
     assert all(set(i) <= set("abcdefghijklmnopqrstuvwxyz0123456789_") for i in ids)
-    assert Case("gpt2", "tiny", "tiny_w", "aki", "balanced", seed=3, suffix="x").id == "gpt2_tiny2tiny_w_aki_balanced_seed3_x"
+    case = Case("gpt2", "tiny", "tiny_w", "aki", "balanced", seed=3, suffix="x")
+    assert case.id == "gpt2_tiny2tiny_w_aki_balanced_seed3_x"
     small = next(c for c in cases if c.id == "bert_small2base_aki")
     assert small.all_marks == ("bert", "aki", "slow")
 
@@ -139,7 +139,8 @@ def _sample_rows():
             Row("bert_x", "output", "last_hidden_state.relative", 6.4e-7, 1e-5, "pass", "a, b | c", "growth"),
             Row("bert_x", "time", "resource", "CPU z, 2 cores", None, "info", "", "growth"),
             Row("bert_x", "hash", "pt.sha256", "ab" * 32, None, "pass", "equal", "growth"),
-            Row("gpt2_y", "layers", "worst.relative", 2e-3, 1e-5, "fail", "first layer over limit: transformer.h.2", "growth")]
+            Row("gpt2_y", "layers", "worst.relative", 2e-3, 1e-5, "fail", "first layer over limit: transformer.h.2",
+                "growth")]
 
 
 def test_reports_render_from_the_csv_and_round_trip(tmp_path):
@@ -162,7 +163,8 @@ def test_shards_merge_keeping_one_computation_per_case(tmp_path):
 
 def test_failure_message_names_case_quantity_metric_value_limit_and_detail():
     message = failure_message("gpt2_y", "layers", _sample_rows())
-    assert "gpt2_y layers worst.relative = 0.002 exceeds limit 1e-05: first layer over limit: transformer.h.2" in message
+    assert ("gpt2_y layers worst.relative = 0.002 exceeds limit 1e-05: first layer over limit: transformer.h.2"
+            in message)
     assert failure_message("bert_x", "param", _sample_rows()) is None
 
 
@@ -178,7 +180,8 @@ def test_one_ulp_in_one_grown_tensor_fails_param_naming_the_tensor(tmp_path):
         state[target][3, 5] = np.nextafter(state[target][3, 5], np.float32(np.inf))
         return state
 
-    rows = run_case(Case("bert", "tiny", "tiny_w", "fpi"), tmp_path, hooks=Hooks(grown=nudge), tolerances=load_tolerances())
+    rows = run_case(Case("bert", "tiny", "tiny_w", "fpi"), tmp_path, hooks=Hooks(grown=nudge),
+                    tolerances=load_tolerances())
     (ulp,) = _rows(rows, "param", "max_ulp")
     assert ulp.status == "fail" and ulp.value == 1
     assert f"worst tensor {target} (max ULP 1" in ulp.detail and "1 of " in ulp.detail
@@ -204,7 +207,7 @@ def test_ms_kernel_and_ms_ops_are_compared_in_every_case(tmp_path, monkeypatch, 
     rows = run_case(Case("bert", "tiny", "tiny_w", "aki"), tmp_path, hooks=Hooks(), tolerances=load_tolerances())
     (check,) = _rows(rows, "param", "ms.kernel_vs_ops.max_ulp")
     assert check.status == "fail" and check.value == 1
-    assert f"1 of " in check.detail and f"worst {target}" in check.detail
+    assert "1 of " in check.detail and f"worst {target}" in check.detail
     assert not _rows(rows, "param", "pt.executor")   # PyTorch ran by its own ops, its only executor
     (executors,) = _rows(rows, "time", "executors")
     assert executors.value == "PyTorch ops, MindSpore kernel"
@@ -235,7 +238,8 @@ def test_mindspore_layernorm_eps_default_in_one_block_fails_output_and_layers(tm
         if framework == "ms" and role == "grown":
             model.transformer.h[2].ln_1.eps = 1e-7   # MindSpore's default, where GPT-2 needs 1e-5
 
-    rows = run_case(Case("gpt2", "tiny", "tiny_wd", "aki"), tmp_path, hooks=Hooks(model=forget_eps), tolerances=load_tolerances())
+    rows = run_case(Case("gpt2", "tiny", "tiny_wd", "aki"), tmp_path, hooks=Hooks(model=forget_eps),
+                    tolerances=load_tolerances())
     assert not [r for r in _rows(rows, "param") if r.status == "fail"]
     assert [r.status for r in _rows(rows, "output") if r.metric.endswith(".relative")] == ["fail", "fail"]
     (worst,) = _rows(rows, "layers", "worst.relative")
@@ -249,7 +253,8 @@ def test_torch_layernorm_eps_default_in_bert_embeddings_fails_output_and_layers(
         if framework == "ms" and role == "grown":
             model.embeddings.LayerNorm.eps = 1e-5   # torch's default, where BERT needs 1e-12
 
-    rows = run_case(Case("bert", "tiny", "tiny_w", "fpi"), tmp_path, hooks=Hooks(model=torch_eps), tolerances=load_tolerances())
+    rows = run_case(Case("bert", "tiny", "tiny_w", "fpi"), tmp_path, hooks=Hooks(model=torch_eps),
+                    tolerances=load_tolerances())
     assert _rows(rows, "output", "last_hidden_state.relative")[0].status == "fail"
     (worst,) = _rows(rows, "layers", "worst.relative")
     assert worst.status == "fail" and "first layer over limit: embeddings " in worst.detail

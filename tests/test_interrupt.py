@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.core.formats.checkpoint import load_checkpoint, sha256
 from harness.cli import main
+from harness.core.formats.checkpoint import load_checkpoint, sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPAND = ["expand", "--model", "bert", "--src", "minilm", "--dst", "minilm2x", "--method", "aki", "--seed", "3"]

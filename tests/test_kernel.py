@@ -1,16 +1,17 @@
-"""MindSpore's kernel executor (models_ms/kernel.cc via harness.core.execution.kernel) and its build (harness.core.execution.kernel_build)."""
+"""MindSpore's kernel executor (models_ms/kernel.cc fed by harness.core.execution.kernel) and its build
+(harness.core.execution.kernel_build)."""
 import os
 
 import numpy as np
 import pytest
 
-from harness.suite import frameworks
-from harness.core.execution import kernel_build
 from harness.core.errors import BadInput
+from harness.core.execution import kernel_build
 from harness.core.execution.kernel import kernel_args
-from harness.suite.metrics import max_ulp
 from harness.core.recipe import TensorRecipe
 from harness.core.reference import execute_recipes_numpy
+from harness.suite import frameworks
+from harness.suite.metrics import max_ulp
 
 ms_expand = frameworks.load("ms").expand
 ms_io = frameworks.load("ms").io
@@ -100,7 +101,8 @@ def test_one_pass_refuses_what_the_kernel_cannot_take():
 
 def test_a_3d_tensor_goes_by_ops_with_the_same_values(needs_kernel):
     src = {"c.src0": np.arange(8, dtype=np.float32).reshape(2, 2, 2)}
-    recipe = TensorRecipe("c", ("c.src0",), None, 2, np.array([2.0, 4.0], np.float32), (None, None, np.array([1, 0, 1])))
+    recipe = TensorRecipe("c", ("c.src0",), None, 2, np.array([2.0, 4.0], np.float32),
+                          (None, None, np.array([1, 0, 1])))
     got = ms_expand.expand({k: ms_io.to_tensor(v) for k, v in src.items()}, [recipe], executor="kernel")["c"]
     assert max_ulp(ms_io.to_numpy(got), execute_recipes_numpy([recipe], src)["c"]) == 0
 

@@ -48,7 +48,7 @@ def rel_err(got, ref, keep):
 def layer_errs(got, ref, keep):
     """Relative error of every hidden state (embeddings, layer 1, ..., layer L), each on its own scale."""
     assert got.shape == ref.shape, (got.shape, ref.shape)
-    return [rel_err(g, r, keep) for g, r in zip(got, ref)]
+    return [rel_err(g, r, keep) for g, r in zip(got, ref, strict=True)]
 
 
 def random_state(cfg, seed):

@@ -9,14 +9,14 @@ import textwrap
 import numpy as np
 import pytest
 
-from harness.suite import report
 from harness.core.config import preset
 from harness.core.errors import BadInput
+from harness.core.seeded_init import init_state
 from harness.kinds.inference.cases import InferCase, load_infer_cases
 from harness.kinds.inference.runner import InferHooks, run_infer_case
-from harness.core.seeded_init import init_state
-from harness.suite.lm_metrics import first_divergence, greedy, next_token_nll
 from harness.kinds.registry import KINDS, load_tolerances
+from harness.suite import report
+from harness.suite.lm_metrics import first_divergence, greedy, next_token_nll
 from harness.suite.rows import failure_message
 
 TINY = preset("gpt2", "tiny_text")
@@ -122,8 +122,8 @@ def test_next_token_nll_matches_a_direct_computation():
     logits = rng.standard_normal((2, 5, 7)).astype(np.float32) * 3
     ids = rng.integers(0, 7, (2, 5))
     total, count = next_token_nll(logits, ids)
-    direct = [-np.log(np.exp(logits[b, t].astype(np.float64))[ids[b, t + 1]] / np.exp(logits[b, t].astype(np.float64)).sum())
-              for b in range(2) for t in range(4)]
+    p = np.exp(logits.astype(np.float64))
+    direct = [-np.log(p[b, t][ids[b, t + 1]] / p[b, t].sum()) for b in range(2) for t in range(4)]
     assert count == 8
     assert total == pytest.approx(sum(direct), rel=1e-12)
 
@@ -237,8 +237,8 @@ def test_late_position_fault_in_onnx_reports_the_first_greedy_divergence(tmp_pat
         wpe[start:] += np.random.default_rng(0).standard_normal(wpe[start:].shape).astype(np.float32) * 5
         init.CopyFrom(numpy_helper.from_array(wpe, init.name))
 
-    rows = run_infer_case(FAST, tmp_path, hooks=InferHooks(onnx=lambda dtype, path: _rewrite_onnx(path, late_positions)),
-                          tolerances=load_tolerances())
+    hooks = InferHooks(onnx=lambda dtype, path: _rewrite_onnx(path, late_positions))
+    rows = run_infer_case(FAST, tmp_path, hooks=hooks, tolerances=load_tolerances())
     row = _rows(rows, "greedy", "fp32.ort_vs_pt.diverged")
     assert row.status == "fail" and row.value >= 1
     step = int(row.detail.split("at generated token ")[1].split(" ")[0])

@@ -44,7 +44,7 @@ def test_json_round_trip_identical(family, method, sampling):
     assert back.to_json() == text
     assert back.src == src and back.dst == dst
     for a, b in [(back.hidden_map, plan.hidden_map), (back.depth_map, plan.depth_map),
-                 *zip(back.head_maps, plan.head_maps), *zip(back.ffn_maps, plan.ffn_maps)]:
+                 *zip(back.head_maps, plan.head_maps, strict=True), *zip(back.ffn_maps, plan.ffn_maps, strict=True)]:
         assert a.dtype == np.int64 and np.array_equal(a, b)
     data = json.loads(text)
     assert data["hidden_map"] == plan.hidden_map.tolist()
@@ -87,9 +87,9 @@ def test_documented_draw_order():
         plan = build_plan(src, dst, "fpi", sampling, seed=11)
         rng = np.random.default_rng(11)
         assert np.array_equal(plan.hidden_map, draw_map(rng, src.hidden, dst.hidden, sampling))
-        for l in range(src.layers):
-            assert np.array_equal(plan.head_maps[l], draw_map(rng, src.heads, dst.heads, sampling))
-            assert np.array_equal(plan.ffn_maps[l], draw_map(rng, src.ffn, dst.ffn, sampling))
+        for layer in range(src.layers):
+            assert np.array_equal(plan.head_maps[layer], draw_map(rng, src.heads, dst.heads, sampling))
+            assert np.array_equal(plan.ffn_maps[layer], draw_map(rng, src.ffn, dst.ffn, sampling))
 
 
 def test_maps_do_not_depend_on_method():
@@ -109,8 +109,8 @@ def test_counts_match_maps():
     src, dst = _pair("gpt2", "tiny", "tiny_wd")
     plan = build_plan(src, dst, "fpi", "paper", seed=2)
     for g, n, c in [(plan.hidden_map, src.hidden, plan.hidden_counts()),
-                    *[(plan.head_maps[l], src.heads, plan.head_counts(l)) for l in range(src.layers)],
-                    *[(plan.ffn_maps[l], src.ffn, plan.ffn_counts(l)) for l in range(src.layers)]]:
+                    *[(plan.head_maps[i], src.heads, plan.head_counts(i)) for i in range(src.layers)],
+                    *[(plan.ffn_maps[i], src.ffn, plan.ffn_counts(i)) for i in range(src.layers)]]:
         manual = np.array([sum(1 for v in g if v == j) for j in range(n)])
         assert np.array_equal(c, manual)
         assert np.array_equal(GrowthPlan.counts(g, n), manual)

@@ -8,13 +8,13 @@ last hidden state (after ln_f) is the source's gathered and divided by c_h.
 import numpy as np
 import pytest
 
-from harness.suite import frameworks
-from harness.kinds.growth import pipeline
 from harness.core.config import preset
-from harness.core.seeded_init import init_state
-from harness.suite.metrics import relative
 from harness.core.plan import build_plan
 from harness.core.recipe import compile_recipes
+from harness.core.seeded_init import init_state
+from harness.kinds.growth import pipeline
+from harness.suite import frameworks
+from harness.suite.metrics import relative
 from harness.suite.tokenizer import encode, minilm_dir
 
 LIMIT = 1e-5  # fp32 output relative error (parity.md)
@@ -43,7 +43,7 @@ def _grow_and_compare(framework, src_cfg, dst_cfg, src_arrays, ids, mask):
     # c_h: there grown == source[..., g_h] / c_h[g_h] (the logits are then equal directly).
     last = len(dst_out["hidden_states"]) - 1
     ln_f_scale = plan.hidden_counts()[g_h].astype(np.float32)
-    for layer, (got, ref) in enumerate(zip(dst_out["hidden_states"], src_out["hidden_states"])):
+    for layer, (got, ref) in enumerate(zip(dst_out["hidden_states"], src_out["hidden_states"], strict=True)):
         scale = ln_f_scale if src_cfg.family == "gpt2" and layer == last else np.ones_like(ln_f_scale)
         errors[f"hidden {layer}"] = relative(got[keep] * scale, ref[keep][:, g_h])
     if src_cfg.family == "bert":

@@ -308,7 +308,8 @@ def test_same_as_tensors_equal_their_referent(family, method):
             assert ref.same_as is None
             assert np.array_equal(got[r.name], got[r.same_as])
             assert r.sources == ref.sources and r.rule == ref.rule
-            assert all((a is None and b is None) or np.array_equal(a, b) for a, b in zip(r.index, ref.index))
+            assert all((a is None and b is None) or np.array_equal(a, b)
+                       for a, b in zip(r.index, ref.index, strict=True))
             # the referent is the first target layer using the same source layer
             _, t = split_name(family, r.name)
             _, t0 = split_name(family, r.same_as)
@@ -346,10 +347,10 @@ def test_recipe_structure(family, method):
     # determinism of the compiled recipes
     again = compile_recipes(build_plan(src, dst, method, "balanced", seed=1))
     assert len(again) == len(recipes)
-    for a, b in zip(recipes, again):
+    for a, b in zip(recipes, again, strict=True):
         assert (a.name, a.sources, a.cat_axis, a.div_axis, a.same_as, a.rule) == \
                (b.name, b.sources, b.cat_axis, b.div_axis, b.same_as, b.rule)
-        assert all((x is None and y is None) or np.array_equal(x, y) for x, y in zip(a.index, b.index))
+        assert all((x is None and y is None) or np.array_equal(x, y) for x, y in zip(a.index, b.index, strict=True))
 
 
 def test_aki_in_dim_divisor_repeats_counts_for_both_halves():

@@ -16,15 +16,15 @@ import textwrap
 import numpy as np
 import pytest
 
-from harness.suite import frameworks
 from harness.core.config import preset
 from harness.core.distill_step import StepSetup, adam_weight_decay_reference
-from harness.kinds.distill.cases import load_distill_cases
-from harness.kinds.distill.runner import DistillHooks, compare_grads, run_distill_case
 from harness.core.errors import BadInput
 from harness.core.seeded_init import init_state
-from harness.suite.metrics import relative
+from harness.kinds.distill.cases import load_distill_cases
+from harness.kinds.distill.runner import DistillHooks, compare_grads, run_distill_case
 from harness.kinds.registry import KINDS, load_tolerances
+from harness.suite import frameworks
+from harness.suite.metrics import relative
 from harness.suite.rows import failure_message
 
 
@@ -121,7 +121,7 @@ def test_classification_head_is_transformers_bert_for_sequence_classification():
     # the scores TinyBERT distils are the ones each layer attends with: softmax(scores + mask) = its attention
     from models_pt.layers import padding_mask
     assert len(scores) == len(want.attentions) == cfg.layers
-    for s, a in zip(scores, want.attentions):
+    for s, a in zip(scores, want.attentions, strict=True):
         assert relative(torch.softmax(s + padding_mask(torch.from_numpy(mask)), -1).numpy(), a.numpy()) < 1e-6
 
 
@@ -258,8 +258,10 @@ def test_reports_summarise_distill_cases(tmp_path):
     from harness.suite.rows import Row
     rows = [Row("tinybert_x", "loss", "setup", "td", None, "info", "teacher ...", "distill"),
             Row("tinybert_x", "loss", "hidden.1.relative", 1e-7, 1e-5, "pass", "", "distill"),
-            Row("tinybert_x", "loss", "prediction.relative", 2e-3, 1e-5, "fail", "MindSpore 0.3 vs PyTorch 0.2", "distill"),
-            Row("tinybert_x", "grad", "worst.relative", 8e-7, 1e-4, "pass", "first gradient over limit: none", "distill"),
+            Row("tinybert_x", "loss", "prediction.relative", 2e-3, 1e-5, "fail", "MindSpore 0.3 vs PyTorch 0.2",
+                "distill"),
+            Row("tinybert_x", "grad", "worst.relative", 8e-7, 1e-4, "pass", "first gradient over limit: none",
+                "distill"),
             Row("tinybert_x", "update", "params.relative", 9e-7, 1e-5, "pass", "", "distill"),
             Row("tinybert_x", "update", "from_zero.relative", 6e-5, 3e-4, "pass", "", "distill"),
             Row("tinybert_x", "update", "pt.rule.relative", 2e-7, 1e-5, "pass", "", "distill"),

@@ -45,7 +45,8 @@ def _rewrite_pickle(src, dst, edit):
 def test_a_tensor_reaching_past_its_storage_is_refused(tmp_path):
     torch.save({"a": torch.zeros(2, 3)}, tmp_path / "ok.bin")
     # size (2, 3) -> (2, 9): the same pickle bytes, one BININT1 changed (3 -> 9)
-    _rewrite_pickle(tmp_path / "ok.bin", tmp_path / "bad.bin", lambda d: d.replace(b"K\x02K\x03\x86", b"K\x02K\x09\x86"))
+    _rewrite_pickle(tmp_path / "ok.bin", tmp_path / "bad.bin",
+                    lambda d: d.replace(b"K\x02K\x03\x86", b"K\x02K\x09\x86"))
     with pytest.raises(Refused, match="reads past its storage"):
         read_torch_zip(tmp_path / "bad.bin")
     with pytest.raises(BadInput) as e:

@@ -157,6 +157,7 @@ def test_a_refused_direct_write_falls_back_to_buffered(tmp_path, monkeypatch):
     import errno
     import fcntl
     import os
+
     from harness.core.formats import writers
     if not writers.O_DIRECT:
         pytest.skip("this platform has no O_DIRECT")
@@ -197,6 +198,7 @@ def test_tmpfs_gets_the_same_bytes(tmp_path):
 
 def test_a_failed_folder_rename_puts_the_earlier_folder_back(tmp_path, monkeypatch):
     import os
+
     from harness.core.formats import writers
     final = tmp_path / "onnx_fp32"
     final.mkdir()

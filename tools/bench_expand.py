@@ -12,8 +12,9 @@ Each is run --repeat times and the medians are printed, with the spread between
 runs. First, the machine's free memory is touched once and released (--warm-memory): on a
 VM whose host backs guest memory lazily (firecracker here), the first touch of each page
 costs about 10x a later one (18 GB: 40.7 s, then 2.9 s; measured), and without this
-whichever stage first reaches fresh memory (usually the save) pays for it. Prints one table; the MindSpore / PyTorch ratio is given for expand and for
-load + expand + save, for each MindSpore executor (kernel: the default; ops: MindSpore's own ops).
+whichever stage first reaches fresh memory (usually the save) pays for it. Prints one table; the
+MindSpore / PyTorch ratio is given for expand and for load + expand + save, for each MindSpore
+executor (kernel: the default; ops: MindSpore's own ops).
 
     python tools/bench_expand.py [--cases bert_small2base_aki,...] [--frameworks pt,ms] [--repeat 3]
 """
@@ -34,13 +35,13 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.suite import frameworks  # noqa: E402
-from harness.kinds.growth import pipeline  # noqa: E402
-from harness.core.formats.checkpoint import write_safetensors  # noqa: E402
 from harness.core.config import preset  # noqa: E402
-from harness.core.seeded_init import init_state  # noqa: E402
+from harness.core.formats.checkpoint import write_safetensors  # noqa: E402
 from harness.core.plan import build_plan  # noqa: E402
 from harness.core.recipe import compile_recipes  # noqa: E402
+from harness.core.seeded_init import init_state  # noqa: E402
+from harness.kinds.growth import pipeline  # noqa: E402
+from harness.suite import frameworks  # noqa: E402
 
 SEED_CASES = {
     "bert_small2base_aki": ("bert", "small", "base"),

@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.core.config import preset  # noqa: E402
 from harness.core.errors import BadInput  # noqa: E402
 from harness.core.seeded_init import init_state  # noqa: E402
-
 from harness.core.vocab import DTYPES, TITLES  # noqa: E402
 from harness.kinds.inference.backends import BACKENDS, make_backend  # noqa: E402
 
@@ -127,13 +126,15 @@ def main() -> int:
     from rich.table import Table
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "CPU") if Path("/proc/cpuinfo").exists() else "CPU"
-    table = Table(title=f"GPT-2 {cfg.name} ({cfg.layers} layers, hidden {cfg.hidden}, vocab {cfg.vocab}), {args.dtype}: "
-                        f"tokens / s of a forward with logits and hidden states; {cpu}, {os.cpu_count()} cores")
+    table = Table(title=f"GPT-2 {cfg.name} ({cfg.layers} layers, hidden {cfg.hidden}, vocab {cfg.vocab}), "
+                        f"{args.dtype}: tokens / s of a forward with logits and hidden states; {cpu}, "
+                        f"{os.cpu_count()} cores")
     for col in ("batch", "seq", *(TITLES[b] for b in backends),
                 *(f"{TITLES[b]} / PyTorch" for b in backends if b != "pt" and "pt" in backends)):
         table.add_column(col, justify="right")
     for batch, seq in plan:
-        cells = [str(batch), f"{seq}" + ("" if seq == args.seq else f" (not {args.seq}: batch x seq <= {args.max_tokens})")]
+        cut = "" if seq == args.seq else f" (not {args.seq}: batch x seq <= {args.max_tokens})"
+        cells = [str(batch), f"{seq}{cut}"]
         cells += [f"{results[b][(batch, seq)]:.1f}" for b in backends]
         cells += [f"{results[b][(batch, seq)] / results['pt'][(batch, seq)]:.2f}"
                   for b in backends if b != "pt" and "pt" in backends]

@@ -100,7 +100,8 @@ def diff(pt: list[tuple[int, str]], ms: list[tuple[int, str]], pt_name: str, ms_
         out.append(f"@@ {pt_name}:{pt_line} {ms_name}:{ms_line} @@")
         for tag, i1, i2, j1, j2 in group:
             if tag == "equal":
-                out += [f" {pt[i][0]:4d} {ms[j][0]:4d}  {a[i]}" for i, j in zip(range(i1, i2), range(j1, j2))]
+                pairs = zip(range(i1, i2), range(j1, j2), strict=False)   # a replaced run: lengths may differ
+                out += [f" {pt[i][0]:4d} {ms[j][0]:4d}  {a[i]}" for i, j in pairs]
                 continue
             out += [f"-{pt[i][0]:4d}       {a[i]}" for i in range(i1, i2)]
             out += [f"+     {ms[j][0]:4d}  {b[j]}" for j in range(j1, j2)]

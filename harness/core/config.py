@@ -5,8 +5,8 @@ import dataclasses
 import tomllib
 from pathlib import Path
 
-from harness.core.errors import BadInput
 from harness.core import families
+from harness.core.errors import BadInput
 from harness.core.families import FAMILIES, param_shapes
 from harness.core.paths import CASES_DIR
 
@@ -76,7 +76,7 @@ class ModelConfig:
         return families.get(self.family).to_hf(self)
 
     @classmethod
-    def from_hf(cls, hf: dict, source: str = "config.json") -> "ModelConfig":
+    def from_hf(cls, hf: dict, source: str = "config.json") -> ModelConfig:
         model_type = hf.get("model_type")
         if model_type not in FAMILIES:
             raise BadInput(f"{source}: model_type {model_type!r} is not supported",

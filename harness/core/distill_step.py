@@ -22,7 +22,7 @@ class StepSetup:
     beta2: float = 0.999
     eps: float = 1e-6
 
-    def differences(self, other: "StepSetup") -> list[str]:
+    def differences(self, other: StepSetup) -> list[str]:
         """'key: self vs other' for every setting that differs."""
         return [f"{f.name}: {getattr(self, f.name)!r} vs {getattr(other, f.name)!r}"
                 for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(other, f.name)]

@@ -146,7 +146,7 @@ class GrowthPlan:
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "plan") -> "GrowthPlan":
+    def from_dict(cls, data: dict, source: str = "plan") -> GrowthPlan:
         if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
             got = data.get("format") if isinstance(data, dict) else type(data).__name__
             raise BadInput(f"{source}: not a growth plan (format {got!r})",
@@ -167,7 +167,7 @@ class GrowthPlan:
         return plan
 
     @classmethod
-    def from_json(cls, text: str, source: str = "plan") -> "GrowthPlan":
+    def from_json(cls, text: str, source: str = "plan") -> GrowthPlan:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
@@ -197,9 +197,9 @@ class GrowthPlan:
         if len(self.head_maps) != src.layers or len(self.ffn_maps) != src.layers:
             raise BadInput(f"plan: {len(self.head_maps)} head maps and {len(self.ffn_maps)} FFN maps "
                            f"for {src.layers} source layers", "rebuild the plan")
-        for l in range(src.layers):
-            check_map(self.head_maps[l], src.heads, dst.heads, f"head map of layer {l}")
-            check_map(self.ffn_maps[l], src.ffn, dst.ffn, f"FFN map of layer {l}")
+        for layer in range(src.layers):
+            check_map(self.head_maps[layer], src.heads, dst.heads, f"head map of layer {layer}")
+            check_map(self.ffn_maps[layer], src.ffn, dst.ffn, f"FFN map of layer {layer}")
         expected = depth_map(src.layers, dst.layers)
         if not np.array_equal(self.depth_map, expected):
             raise BadInput(f"plan: depth map {self.depth_map.tolist()} is not "

@@ -37,11 +37,11 @@ from harness.core.plan import GrowthPlan, counts
 @dataclass(frozen=True)
 class TensorRecipe:
     name: str                          # target tensor name (HF)
-    sources: tuple[str, ...]           # 1 source tensor name, or 2 (AKI: layer l, layer l+1), concatenated along cat_axis
+    sources: tuple[str, ...]           # 1 source tensor name, or 2 (AKI: layer l, l+1) concatenated along cat_axis
     cat_axis: int | None               # None when there is 1 source
-    div_axis: int | None               # axis of the (concatenated) source along which `divisor` is applied; None = no division
+    div_axis: int | None               # axis of the (concatenated) source `divisor` applies along; None: no division
     divisor: np.ndarray | None         # float32, length = size of the concatenated source along div_axis
-    index: tuple[np.ndarray | None, ...]  # per axis: int64 indices into the (divided, concatenated) source; None = unchanged
+    index: tuple[np.ndarray | None, ...]  # per axis: int64 indices into the divided, concatenated source; None: as is
     same_as: str | None = None         # depth stacking: equals this earlier target tensor (same source layer)
     rule: str = ""                     # short human text
 
@@ -203,7 +203,7 @@ def _check_shape(r: TensorRecipe, src_shapes: dict[str, tuple[int, ...]],
         base[r.cat_axis] *= len(r.sources)
     if r.divisor is not None:
         assert len(r.divisor) == base[r.div_axis], (r.name, len(r.divisor), base)
-    got = tuple(len(i) if i is not None else b for i, b in zip(r.index, base))
+    got = tuple(len(i) if i is not None else b for i, b in zip(r.index, base, strict=False))
     if got != tuple(shape) or len(r.index) != len(shape):
         raise AssertionError(f"recipe for {r.name} gives shape {got}, target is {shape}")
 

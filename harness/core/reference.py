@@ -126,7 +126,7 @@ def reference_expand(plan: GrowthPlan, src_state: dict[str, np.ndarray]) -> dict
         gF, cF = plan.ffn_maps[s], counts(plan.ffn_maps[s], src.ffn)
         w: dict[str, np.ndarray] = {}
 
-        def up(suffix):
+        def up(suffix, q=q, aki=aki):   # this layer's upper neighbour (AKI), bound now
             return S[q + suffix] if aki else None
 
         if src.family == "bert":

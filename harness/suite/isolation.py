@@ -6,8 +6,8 @@ it to the system when the case ends.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from harness.suite.rows import CaseFailed, Row
 

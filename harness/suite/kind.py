@@ -7,8 +7,9 @@ tolerance tables, the reports) is generic and reads only what the kind declares 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping, Protocol
+from typing import Protocol
 
 from harness.suite.isolation import run_isolated
 from harness.suite.rows import Row

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -20,7 +20,7 @@ def next_token_nll(logits: np.ndarray, ids: np.ndarray) -> tuple[float, int]:
 
     One sequence at a time in float64, so a (T, vocab) float64 copy is the peak."""
     total, count = 0.0, 0
-    for row, seq in zip(logits, ids):
+    for row, seq in zip(logits, ids, strict=True):
         x = row[:-1].astype(np.float64)                                    # (T-1, V)
         top = x.max(-1, keepdims=True)
         log_z = np.log(np.exp(x - top).sum(-1)) + top[:, 0]                # (T-1,)
@@ -52,7 +52,7 @@ def greedy(forward: Forward, prompts: np.ndarray, n: int) -> Generation:
 def first_divergence(got: np.ndarray, ref: np.ndarray) -> list[tuple[int, int]]:
     """[(sequence, first differing step)] for every sequence whose tokens differ."""
     out = []
-    for i, (g, r) in enumerate(zip(got, ref)):
+    for i, (g, r) in enumerate(zip(got, ref, strict=True)):
         differ = np.flatnonzero(g != r)
         if differ.size:
             out.append((i, int(differ[0])))

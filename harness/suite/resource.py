@@ -8,7 +8,7 @@ from pathlib import Path
 
 def resource() -> str:
     """Where the rows were measured: CPU model, cores, torch's thread count."""
-    import torch   # the runner already runs both frameworks; this only reads a setting
+    import torch  # the runner already runs both frameworks; this only reads a setting
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

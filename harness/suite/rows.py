@@ -8,8 +8,8 @@ from __future__ import annotations
 import dataclasses
 import gc
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -12,8 +12,8 @@ import math
 from pathlib import Path
 
 from harness.core.config import read_toml
-from harness.core.paths import CASES_DIR
 from harness.core.errors import BadInput
+from harness.core.paths import CASES_DIR
 from harness.core.vocab import DTYPES
 
 TOLERANCES_TOML = CASES_DIR / "tolerances.toml"
@@ -109,7 +109,8 @@ def parse(data: dict, source: str, gated: dict[str, tuple[str, ...]]) -> Toleran
             if key in row and kind is str and not isinstance(row[key], str):
                 raise BadInput(f"{where}: key {key!r} must be a string, got {row[key]!r}", f"quote the {key}")
         if not row["reason"].strip():
-            raise BadInput(f"{where}: key 'reason' is empty", "say why the default does not hold, with the measured value")
+            raise BadInput(f"{where}: key 'reason' is empty",
+                           "say why the default does not hold, with the measured value")
         if "dtype" in row and row["dtype"] not in DTYPES:
             raise BadInput(f"{where}: key 'dtype': unknown dtype {row['dtype']!r}", f"use one of: {', '.join(DTYPES)}")
         _check_metric(gated, row["quantity"], row["metric"], f"{where}: key 'metric'")

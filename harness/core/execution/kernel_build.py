@@ -32,7 +32,8 @@ def compiler() -> list[str]:
     try:
         cxx = shlex.split(os.environ.get("CXX") or "g++")
     except ValueError as exc:
-        raise KernelUnavailable(f"CXX={os.environ['CXX']!r} does not parse ({exc}) (fix: correct or unset CXX)")
+        raise KernelUnavailable(f"CXX={os.environ['CXX']!r} does not parse ({exc}) "
+                                "(fix: correct or unset CXX)") from None
     if shutil.which(cxx[0]) is None:
         raise KernelUnavailable(f"no C++ compiler {cxx[0]!r} on PATH (fix: install g++, or set CXX to one)")
     return cxx

@@ -73,7 +73,7 @@ def schedule(recipe, source_shapes: dict[str, tuple[int, ...]]) -> Schedule:
             if ndim == 1 and len(starts) > 1 and recipe.divisor is None:   # as defined: concat whole, one gather
                 return Schedule(tuple((name, None, 0) for name in recipe.sources), 0, None,
                                 ((0, *_take(full, sum(sizes))),))
-            for begin, end in zip(starts, list(starts[1:]) + [len(full)]):
+            for begin, end in zip(starts, list(starts[1:]) + [len(full)], strict=True):
                 k = int(owner[begin])
                 local = full[begin:end] - sum(sizes[:k])
                 parts.append((recipe.sources[k], *_take(local, sizes[k])))

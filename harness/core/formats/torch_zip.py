@@ -102,7 +102,8 @@ def read_torch_zip(path: Path) -> object:
         if len(pickles) != 1:
             raise Refused(f"{len(pickles)} data.pkl members (a torch.save archive has one)")
         prefix = pickles[0][: -len("data.pkl")]
-        order = _member(archive, f"{prefix}byteorder").decode() if f"{prefix}byteorder" in archive.namelist() else "little"
+        has_order = f"{prefix}byteorder" in archive.namelist()
+        order = _member(archive, f"{prefix}byteorder").decode() if has_order else "little"
         if order != "little":
             raise Refused(f"byte order {order!r}: only little-endian checkpoints are read")
         return _Unpickler(_member(archive, pickles[0]), archive, prefix).load()

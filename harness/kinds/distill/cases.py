@@ -11,12 +11,12 @@ import dataclasses
 import math
 from pathlib import Path
 
-from harness.suite.case_table import check_id_keys, check_keys, id_tail, load_case_table
 from harness.core.config import ModelConfig, load_presets
-from harness.core.paths import CASES_DIR
 from harness.core.distill_step import StepSetup
 from harness.core.errors import BadInput
+from harness.core.paths import CASES_DIR
 from harness.core.vocab import SOURCES
+from harness.suite.case_table import check_id_keys, check_keys, id_tail, load_case_table
 
 DISTILL_TOML = CASES_DIR / "distill.toml"
 DISTILL_STAGES = ("gd", "td")          # general distillation; task distillation (adds the prediction term)
@@ -84,9 +84,10 @@ def _layer_map(row: dict, where: str, teacher: ModelConfig, student: ModelConfig
     layer_map = row["layer_map"]
     if (len(layer_map) != student.layers
             or not all(isinstance(g, int) and not isinstance(g, bool) and 1 <= g <= teacher.layers for g in layer_map)):
+        even = [m * teacher.layers // student.layers for m in range(1, student.layers + 1)]
         raise BadInput(f"{where}: key 'layer_map' {layer_map!r} must hold {student.layers} teacher layers in "
                        f"1..{teacher.layers}, one per student layer",
-                       f"e.g. layer_map = {[m * teacher.layers // student.layers for m in range(1, student.layers + 1)]}")
+                       f"e.g. layer_map = {even}")
     return tuple(layer_map), True
 
 

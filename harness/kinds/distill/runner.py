@@ -28,18 +28,18 @@ from __future__ import annotations
 import dataclasses
 import gc
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 import numpy as np
 
-from harness.suite import frameworks
 from harness.core.distill_step import RULE, StepSetup, adam_weight_decay_reference
-from harness.kinds.distill.cases import DistillCase
 from harness.core.seeded_init import init_state
-from harness.suite.metrics import max_abs, relative
 from harness.core.vocab import FRAMEWORKS, TITLES
+from harness.kinds.distill.cases import DistillCase
+from harness.suite import frameworks
 from harness.suite.inputs import make_inputs
+from harness.suite.metrics import max_abs, relative
 from harness.suite.rows import Row, first_and_worst, guarded, limited, names_rows, row
 from harness.suite.tolerances import Tolerances
 
@@ -138,7 +138,8 @@ def compare_losses(case_id: str, pt: Mapping[str, float], ms: Mapping[str, float
     return rows
 
 
-def _per_tensor(got: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray], order: list[str]) -> tuple[dict, list[str]]:
+def _per_tensor(got: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray],
+                order: list[str]) -> tuple[dict, list[str]]:
     """name -> relative error for the names both sides hold, in `order`; and shape mismatches."""
     errors, shapes = {}, []
     for name in order:
@@ -188,7 +189,7 @@ def compare_grads(case_id: str, pt: Mapping[str, np.ndarray], ms: Mapping[str, n
     return rows
 
 
-def compare_updates(case_id: str, before: Mapping[str, np.ndarray], sides: Mapping[str, "_Side"], tol: Tolerances,
+def compare_updates(case_id: str, before: Mapping[str, np.ndarray], sides: Mapping[str, _Side], tol: Tolerances,
                     order: list[str] | None = None) -> list[Row]:
     """Parameters after the step, MS vs PT, in two rows: tensors that start at zero (biases: after one
     step they ARE the step, lr m / (eps + sqrt v), which near g = 0 has slope lr (1 - b1) / eps in g,

@@ -16,8 +16,8 @@ def _preservation(got, fw: str):
 SUMMARY = Summary(
     columns=(
         Column("resource", lambda got: got.cell("time", "resource"), console=False),
-        Column("param err (max ULP / max abs)", lambda got: f"{got.cell('param', 'max_ulp')} / {got.cell('param', 'max_abs')}",
-               "param ULP/abs"),
+        Column("param err (max ULP / max abs)",
+               lambda got: f"{got.cell('param', 'max_ulp')} / {got.cell('param', 'max_abs')}", "param ULP/abs"),
         Column("output err (relative)",
                lambda got: fmt(worst(got.numbers("output", lambda m: m.endswith(".relative")))), "output rel"),
         Column("worst layer (relative)", lambda got: got.cell("layers", "worst.relative"), "layer rel"),

@@ -10,11 +10,11 @@ import dataclasses
 from pathlib import Path
 
 from harness.core.config import FAMILIES, ModelConfig, load_presets
-from harness.core.paths import CASES_DIR
 from harness.core.errors import BadInput
-from harness.suite.case_table import check_id_keys, check_keys, id_tail, load_case_table
+from harness.core.paths import CASES_DIR
 from harness.core.plan import validate
 from harness.core.vocab import METHODS, SAMPLINGS, SOURCES
+from harness.suite.case_table import check_id_keys, check_keys, id_tail, load_case_table
 
 CASES_TOML = CASES_DIR / "cases.toml"
 

@@ -3,8 +3,8 @@ perturbed data): grown parameters by name, outputs and hidden states, preservati
 source's function, file sizes, and the kernel executor against the framework's own ops."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -80,10 +80,10 @@ def compare_outputs(case_id: str, family: str, ref: dict, got: dict, keep: np.nd
                          f"fraction of unpadded positions whose argmax token is the same; {inputs_detail}"))
     limit, why = limited(tol, case_id, "layers", "relative")
     names = families.get(family).layer_names(len(ref["hidden_states"]) - 1)
-    errors = [relative(g[keep], r[keep]) for g, r in zip(got["hidden_states"], ref["hidden_states"])]
-    for name, err in zip(names, errors):
+    errors = [relative(g[keep], r[keep]) for g, r in zip(got["hidden_states"], ref["hidden_states"], strict=True)]
+    for name, err in zip(names, errors, strict=True):
         rows.append(row(case_id, "layers", f"{name}.relative", err, limit, f"{got_name} vs {ref_name}" + why))
-    by_name = dict(zip(names, errors))
+    by_name = dict(zip(names, errors, strict=True))
     worst, first, _ = first_and_worst(by_name, limit)
     rows.append(row(case_id, "layers", "worst.relative", by_name[worst], limit,
                      f"first layer over limit: {first}; worst: {worst} ({by_name[worst]:.3g}) "

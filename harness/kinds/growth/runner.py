@@ -21,12 +21,9 @@ import dataclasses
 import gc
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Mapping
 
-import numpy as np
-
-from harness.core import families
 from harness.core.config import ModelConfig
 from harness.core.formats.checkpoint import sha256
 from harness.core.plan import GrowthPlan, build_plan
@@ -34,12 +31,17 @@ from harness.core.recipe import compile_recipes
 from harness.core.vocab import FRAMEWORKS, TITLES
 from harness.kinds.growth import pipeline
 from harness.kinds.growth.cases import Case
-from harness.kinds.growth.compare import compare_outputs, compare_params, compare_preservation, executor_check, size_rows
+from harness.kinds.growth.compare import (
+    compare_outputs,
+    compare_params,
+    compare_preservation,
+    executor_check,
+    size_rows,
+)
 from harness.suite import frameworks
 from harness.suite.inputs import Inputs, make_inputs
-from harness.suite.metrics import cosine, max_abs, relative, ulp_distance
 from harness.suite.resource import resource
-from harness.suite.rows import Row, first_and_worst, guarded, limited, names_rows, row
+from harness.suite.rows import Row, guarded, limited, row
 from harness.suite.tolerances import Tolerances
 
 TIMED_STAGES = ("load", "expand", "save", "forward", "forward_source")
@@ -125,7 +127,8 @@ def run_case(case: Case, workdir: Path, keep: bool = False, hooks: Hooks | None 
     hooks = hooks or Hooks()
     tol = tolerances
     case_dir = Path(workdir) / case.id
-    return guarded("growth", case.id, lambda rows: _measure(case, case_dir, hooks, tol, rows), None if keep else case_dir)
+    return guarded("growth", case.id, lambda rows: _measure(case, case_dir, hooks, tol, rows),
+                   None if keep else case_dir)
 
 
 def _measure(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances, rows: list[Row]) -> None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from harness.suite.case_table import check_id_keys, check_keys, id_tail, load_case_table
 from harness.core.config import ModelConfig, load_presets
-from harness.core.paths import CASES_DIR
-from harness.suite.tokenizer import TOKENIZER_VOCAB
 from harness.core.errors import BadInput
+from harness.core.paths import CASES_DIR
 from harness.core.plan import validate
 from harness.core.vocab import DTYPES, METHODS, SAMPLINGS
+from harness.suite.case_table import check_id_keys, check_keys, id_tail, load_case_table
+from harness.suite.tokenizer import TOKENIZER_VOCAB
 
 INFER_TOML = CASES_DIR / "inference.toml"
 TEXTS = ("english", "ids")          # the English text (real tokenizer), or seeded ids
@@ -95,7 +95,8 @@ def _check_row(row: object, where: str, presets: dict) -> InferCase:
                        'write e.g. dtypes = ["fp32", "fp16"]')
     cfg = gpt2[values["preset"]]
     if values["length"] > cfg.positions:
-        raise BadInput(f"{where}: key 'length': {values['length']} tokens exceed {cfg.name}'s {cfg.positions} positions",
+        raise BadInput(f"{where}: key 'length': {values['length']} tokens exceed {cfg.name}'s "
+                       f"{cfg.positions} positions",
                        f"set length <= {cfg.positions}")
     if values["prompt"] + values["greedy"] > cfg.positions:
         raise BadInput(f"{where}: keys 'prompt' + 'greedy' = {values['prompt'] + values['greedy']} exceed "

@@ -33,8 +33,8 @@ import numpy as np
 
 from harness.core.config import ModelConfig
 from harness.core.errors import BadInput
-from harness.core.forward_inputs import check_forward_inputs
 from harness.core.formats.writers import commit, discard, temp_beside
+from harness.core.forward_inputs import check_forward_inputs
 from harness.core.vocab import DTYPES
 
 MODEL_NAME = "model.onnx"
@@ -185,7 +185,8 @@ class OrtModel:
         import onnxruntime as ort
         path = Path(path)
         if not path.is_file():
-            raise BadInput(f"{path}: ONNX model not found", "export it first (harness.kinds.inference.onnx_backend.export_gpt2)")
+            raise BadInput(f"{path}: ONNX model not found",
+                           "export it first (harness.kinds.inference.onnx_backend.export_gpt2)")
         so = session_options(threads)
         self.threads = so.intra_op_num_threads
         self.fallback_casts = None
@@ -212,7 +213,7 @@ class OrtModel:
         mask = np.ones_like(input_ids) if mask is None else np.asarray(mask, dtype=np.int64)
         values = self.session.run(None, {"input_ids": np.ascontiguousarray(input_ids),
                                          "attention_mask": np.ascontiguousarray(mask)})
-        out = dict(zip(self.outputs, values))
+        out = dict(zip(self.outputs, values, strict=True))
         if "hidden_states" in out:
             out["last_hidden_state"] = out["hidden_states"][-1]
         return out

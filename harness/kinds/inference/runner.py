@@ -27,19 +27,18 @@ import gc
 import math
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from harness.suite import frameworks
+from harness.core import families
+from harness.core.vocab import DTYPES, TITLES
 from harness.kinds.inference.backends import BACKENDS, Backend, make_backend
 from harness.kinds.inference.cases import InferCase
 from harness.kinds.inference.inputs import case_state, case_windows, padded_batch
 from harness.suite.lm_metrics import Generation, first_divergence, greedy, next_token_nll
 from harness.suite.metrics import max_abs, relative
-from harness.core import families
-from harness.core.vocab import DTYPES, FRAMEWORKS, TITLES
 from harness.suite.resource import resource
 from harness.suite.rows import Row, first_and_worst, guarded, limited, row
 from harness.suite.tolerances import Tolerances
@@ -125,8 +124,8 @@ def _logits_rows(case: InferCase, dtype: str, errors: dict, padded: dict, keep: 
                          None, f"{title}: fraction of positions with the same top token"))
         limit, why = limited(tol, cid, "logits", f"{got}_vs_{ref}.hidden_relative", dtype)
         layer_errors = [relative(g[keep], r[keep])
-                        for g, r in zip(padded[got]["hidden_states"], padded[ref]["hidden_states"])]
-        by_name = dict(zip(names, layer_errors))
+                        for g, r in zip(padded[got]["hidden_states"], padded[ref]["hidden_states"], strict=True)]
+        by_name = dict(zip(names, layer_errors, strict=True))
         worst, first, _ = first_and_worst(by_name, limit)
         rows.append(row(cid, "logits", f"{dtype}.{got}_vs_{ref}.hidden_relative", by_name[worst], limit,
                          f"{TITLES[got]} vs {TITLES[ref]}, {dtype} hidden states on the padded batch: first over "
@@ -230,7 +229,8 @@ def run_infer_case(case: InferCase, workdir: Path, keep: bool = False, hooks: In
     hooks = hooks or InferHooks()
     tol = tolerances
     case_dir = Path(workdir) / case.id
-    return guarded("inference", case.id, lambda rows: _measure(case, case_dir, hooks, tol, rows, keep), None if keep else case_dir)
+    return guarded("inference", case.id, lambda rows: _measure(case, case_dir, hooks, tol, rows, keep),
+                   None if keep else case_dir)
 
 
 def _measure(case: InferCase, case_dir: Path, hooks: InferHooks, tol: Tolerances, rows: list[Row],
