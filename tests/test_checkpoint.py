@@ -114,3 +114,23 @@ def test_written_files_get_umask_modes_not_private_or_read_only(tmp_path):
     os.umask(umask)
     for name in ("model.safetensors", "model.ckpt", "config.json"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def test_ckpt_reader_equals_mindspores_own_loader(tmp_path):
+    """The .ckpt is read without MindSpore (harness.core.formats.ckpt_framing.read_ckpt); on files
+    MindSpore itself wrote, with and without a checksum, it must give what load_checkpoint gives."""
+    import mindspore as ms
+
+    from harness.core.formats.ckpt_framing import read_ckpt
+    rng = np.random.default_rng(5)
+    arrays = {"f32": rng.standard_normal((3, 5)).astype(np.float32), "f16": rng.standard_normal(7).astype(np.float16),
+              "f64": rng.standard_normal((2, 2)), "i64": np.arange(6, dtype=np.int64).reshape(2, 3),
+              "i32": np.arange(4, dtype=np.int32), "u8": np.arange(3, dtype=np.uint8), "b": np.array([True, False])}
+    for crc in (False, True):
+        path = tmp_path / f"m_{crc}.ckpt"
+        ms.save_checkpoint([{"name": k, "data": ms.Tensor(v)} for k, v in arrays.items()], str(path), crc_check=crc)
+        ours, theirs = read_ckpt(path), {k: p.asnumpy() for k, p in ms.load_checkpoint(str(path)).items()}
+        assert list(ours) == list(theirs) == list(arrays)
+        for name, value in arrays.items():
+            assert ours[name].dtype == theirs[name].dtype == value.dtype, name
+            assert np.array_equal(ours[name], theirs[name]) and np.array_equal(ours[name], value), name

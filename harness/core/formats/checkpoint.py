@@ -2,8 +2,8 @@
 safetensors atomically, and check a state against the tensor table of a config.
 
 Formats: a Hugging Face folder (config.json + model.safetensors), a .safetensors
-file, a MindSpore .ckpt (framing checked by harness.core.formats.ckpt_framing, then read through
-mindspore, imported only then), and a PyTorch zip checkpoint .bin/.pth/.pt (read without torch by
+file, a MindSpore .ckpt (framing checked and tensors read by harness.core.formats.ckpt_framing,
+without MindSpore), and a PyTorch zip checkpoint .bin/.pth/.pt (read without torch by
 harness.core.formats.torch_zip: zip CRCs checked, only a plain tensor state dict unpickled). Any damage is a BadInput naming the file.
 """
 from __future__ import annotations
@@ -162,21 +162,8 @@ def _truncation(path: Path) -> str | None:
 
 
 def _read_ckpt(path: Path) -> dict[str, np.ndarray]:
-    from harness.core.formats.ckpt_framing import ITEMSIZE, check_ckpt
-    entries = check_ckpt(path)    # MindSpore would load a tensor whose bytes disagree with its dims
-    import mindspore as ms
-    try:
-        arrays = {name: p.asnumpy() for name, p in ms.load_checkpoint(str(path)).items()}
-    except Exception as e:  # MindSpore raises ValueError/RuntimeError/protobuf errors alike
-        raise BadInput(f"{path}: not a readable MindSpore checkpoint: {type(e).__name__}: {one_line(e)[:200]}",
-                       "the file is truncated or corrupt; write it again") from None
-    for name, entry in entries.items():   # what MindSpore built must be what the framing says
-        arr = arrays.get(name)
-        if arr is None or arr.shape != entry.dims or arr.dtype.itemsize != ITEMSIZE[entry.tensor_type]:
-            raise BadInput(f"{path}: MindSpore read tensor {name} as "
-                           f"{'nothing' if arr is None else f'{arr.shape} {arr.dtype}'}, the file says "
-                           f"{entry.dims} {entry.tensor_type}", "the file is corrupt; write it again")
-    return arrays
+    from harness.core.formats.ckpt_framing import read_ckpt
+    return read_ckpt(path)   # framing walked and checked first: a tensor must hold exactly its dims' bytes
 
 
 def _read_pickle(path: Path) -> dict[str, np.ndarray]:

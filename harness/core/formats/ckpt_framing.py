@@ -1,10 +1,11 @@
-"""Check the protobuf framing of a MindSpore .ckpt before MindSpore parses it.
+"""A MindSpore .ckpt: its protobuf framing walked and checked, and its tensors read into numpy.
 
 MindSpore 2.10's load_checkpoint trusts each tensor's dims: a file whose content is
 shorter than its dims say loads with the missing values taken from beyond the buffer
 (zeros or garbage), and one whose content is longer loads silently cut. So the file
-is walked here first, without copying tensor data (mmap), and refused unless every
-length fits the file and every tensor's bytes equal prod(dims) x its type's size.
+is walked here, without copying tensor data (mmap), and refused unless every length
+fits the file and every tensor's bytes equal prod(dims) x its type's size; the tensors are
+then read straight from the byte ranges the walk found (read_ckpt), without MindSpore.
 
 Layout (mindspore/train/checkpoint_pb2): a Checkpoint is `repeated Value value = 1`;
 Value {tag = 1 (string), tensor = 2 (TensorProto) | maptensor = 3}; TensorProto
@@ -19,11 +20,17 @@ import math
 import mmap
 from pathlib import Path
 
+import numpy as np
+
 from harness.core.errors import BadInput
 
 # tensor_type -> bytes per element (MindSpore's own table; "str" and Int4 are not weights)
 ITEMSIZE = {"Float32": 4, "Float16": 2, "BFloat16": 2, "Float64": 8, "Int8": 1, "UInt8": 1, "Int16": 2,
             "UInt16": 2, "Int32": 4, "UInt32": 4, "Int64": 8, "UInt64": 8, "Bool": 1}
+# tensor_type -> numpy dtype (numpy has no bfloat16: such a tensor is refused by name)
+NUMPY = {"Float32": np.float32, "Float16": np.float16, "Float64": np.float64, "Int8": np.int8, "UInt8": np.uint8,
+         "Int16": np.int16, "UInt16": np.uint16, "Int32": np.int32, "UInt32": np.uint32, "Int64": np.int64,
+         "UInt64": np.uint64, "Bool": np.bool_}
 _CRC_TRAILER = 17          # b"crc_num" + 10 bytes, stripped by MindSpore before parsing
 _VARINT, _LEN = 0, 2        # protobuf wire types used by this format
 
@@ -33,6 +40,7 @@ class TensorEntry:
     dims: tuple[int, ...]
     tensor_type: str
     nbytes: int = 0
+    spans: list[tuple[int, int]] = dataclasses.field(default_factory=list)   # content byte ranges, in order
 
 
 class _Corrupt(Exception):
@@ -87,7 +95,7 @@ def _text(buf, span: tuple[int, int], what: str, at: int) -> str:
         raise _Corrupt(f"{what} is not UTF-8", at) from None
 
 
-def _tensor(buf, span: tuple[int, int], at: int) -> tuple[list[int], str, int]:
+def _tensor(buf, span: tuple[int, int], at: int) -> tuple[list[int], str, tuple[int, int]]:
     dims: list[int] = []
     tensor_type = content = None
     for number, wire, value, key_at in _fields(buf, *span):
@@ -101,7 +109,7 @@ def _tensor(buf, span: tuple[int, int], at: int) -> tuple[list[int], str, int]:
         elif number == 2 and wire == _LEN and tensor_type is None:
             tensor_type = _text(buf, value, "tensor_type", key_at)
         elif number == 3 and wire == _LEN and content is None:
-            content = value[1] - value[0]
+            content = value
         else:
             raise _Corrupt(f"unexpected or repeated field {number} (wire type {wire}) in a tensor", key_at)
     if tensor_type is None or content is None:
@@ -109,7 +117,7 @@ def _tensor(buf, span: tuple[int, int], at: int) -> tuple[list[int], str, int]:
     return dims, tensor_type, content
 
 
-def _value(buf, span: tuple[int, int], at: int) -> tuple[str, list[int], str, int]:
+def _value(buf, span: tuple[int, int], at: int) -> tuple[str, list[int], str, tuple[int, int]]:
     tag = tensor = None
     for number, wire, value, key_at in _fields(buf, *span):
         if number == 1 and wire == _LEN and tag is None:
@@ -134,13 +142,15 @@ def _walk(buf, size: int) -> dict[str, TensorEntry]:
     for number, wire, value, key_at in _fields(buf, 0, end):
         if number != 1 or wire != _LEN:
             raise _Corrupt(f"field {number} (wire type {wire}) where a checkpoint entry belongs", key_at)
-        tag, dims, tensor_type, nbytes = _value(buf, value, key_at)
+        tag, dims, tensor_type, content = _value(buf, value, key_at)
+        nbytes = content[1] - content[0]
         if tag == last:                                      # the next slice of a tensor over 512 MB
             entry = entries[tag]
             if (tuple(dims), tensor_type) != (entry.dims, entry.tensor_type):
                 raise _Corrupt(f"slice of {tag} with dims {dims} {tensor_type}, "
                                f"earlier slices {list(entry.dims)} {entry.tensor_type}", key_at)
             entry.nbytes += nbytes
+            entry.spans.append(content)
             continue
         if tag in entries:
             raise _Corrupt(f"tensor {tag} appears twice", key_at)
@@ -148,7 +158,7 @@ def _walk(buf, size: int) -> dict[str, TensorEntry]:
             raise _Corrupt(f"tensor {tag} has type {tensor_type!r}; known types: {', '.join(ITEMSIZE)}", key_at)
         if any(d < 0 for d in dims):
             raise _Corrupt(f"tensor {tag} has a negative dimension in {dims}", key_at)
-        entries[tag] = TensorEntry(tuple(dims), tensor_type, nbytes)
+        entries[tag] = TensorEntry(tuple(dims), tensor_type, nbytes, [content])
         last = tag
     if not entries:
         raise _Corrupt("no tensors", 0)
@@ -177,3 +187,31 @@ def check_ckpt(path: Path) -> dict[str, TensorEntry]:
         raise BadInput(f"{path}: cannot read: {e.strerror or e}", "check the path and its permissions") from None
     except _Corrupt as e:
         raise BadInput(f"{path}: not a valid MindSpore checkpoint: {e}", fix) from None
+
+
+def read_ckpt(path: Path) -> dict[str, np.ndarray]:
+    """Every tensor of a .ckpt, checked by check_ckpt, read from the byte ranges of its content
+    (one copy each, no MindSpore); BadInput names the file and the tensor of an unreadable type."""
+    path = Path(path)
+    entries = check_ckpt(path)
+    for name, entry in entries.items():
+        if entry.tensor_type not in NUMPY:
+            raise BadInput(f"{path}: tensor {name} is {entry.tensor_type}, which numpy cannot hold",
+                           "save the checkpoint in float32 (or float16)")
+    arrays = {}
+    try:
+        with open(path, "rb") as f:
+            for name, entry in entries.items():
+                out = np.empty(entry.dims, dtype=NUMPY[entry.tensor_type])
+                view, at = memoryview(out.reshape(-1).view(np.uint8)), 0
+                for start, end in entry.spans:
+                    f.seek(start)
+                    if f.readinto(view[at:at + end - start]) != end - start:
+                        raise BadInput(f"{path}: tensor {name} ends early (the file changed while read?)",
+                                       "read it again once it is whole")
+                    at += end - start
+                arrays[name] = out
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read: {e.strerror or e}", "check the path and its permissions") from None
+    return arrays
+
