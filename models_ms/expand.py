@@ -58,20 +58,20 @@ def _gather_after_whole(x: Tensor, index: np.ndarray, axis: int) -> Tensor:
 # mirror: end
 
 
-def _take(x: Tensor, index: np.ndarray | None, keep: int, axis: int) -> Tensor:
+def _take(x: Tensor, index: np.ndarray | None, whole_first: int, axis: int) -> Tensor:
     if index is None:
         return x
-    return _gather_after_whole(x, index, axis) if keep else _gather(x, index, axis)
+    return _gather_after_whole(x, index, axis) if whole_first else _gather(x, index, axis)
 
 
 def apply_schedule(src_state: dict[str, Tensor], step: Schedule) -> Tensor:
     """The target tensor of one scheduled recipe (harness.core.execution.schedule semantics)."""
-    parts = [_take(src_state[name], index, keep, step.part_axis) for name, index, keep in step.parts]
+    parts = [_take(src_state[name], index, whole_first, step.part_axis) for name, index, whole_first in step.parts]
     x = parts[0] if len(parts) == 1 else _concat(parts, step.part_axis)
     if step.divisor is not None:
         x = _divide_in_place(x, step.divisor) if step.fresh else _divide(x, step.divisor)
-    for axis, index, keep in step.gathers:
-        x = _take(x, index, keep, axis)
+    for axis, index, whole_first in step.gathers:
+        x = _take(x, index, whole_first, axis)
     return x
 
 

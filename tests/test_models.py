@@ -39,16 +39,16 @@ def models(fw):
     return importlib.import_module(f"models_{fw}")
 
 
-def rel_err(got, ref, keep):
-    """max |got - ref| / max |ref| over the positions keep: (B, T) for token outputs, (B,) for pooled."""
+def rel_err(got, ref, unpadded):
+    """max |got - ref| / max |ref| over the unpadded positions: (B, T) for token outputs, (B,) for pooled."""
     assert got.shape == ref.shape, (got.shape, ref.shape)
-    return float(np.abs(got[keep] - ref[keep]).max() / np.abs(ref[keep]).max())
+    return float(np.abs(got[unpadded] - ref[unpadded]).max() / np.abs(ref[unpadded]).max())
 
 
-def layer_errs(got, ref, keep):
+def layer_errs(got, ref, unpadded):
     """Relative error of every hidden state (embeddings, layer 1, ..., layer L), each on its own scale."""
     assert got.shape == ref.shape, (got.shape, ref.shape)
-    return [rel_err(g, r, keep) for g, r in zip(got, ref, strict=True)]
+    return [rel_err(g, r, unpadded) for g, r in zip(got, ref, strict=True)]
 
 
 def random_state(cfg, seed):
@@ -84,8 +84,8 @@ def minilm():
              if k not in IGNORED_BUFFERS}
     tokenizer = transformers.AutoTokenizer.from_pretrained(MINILM_DIR)
     batch = tokenizer(SENTENCES, padding=True, return_tensors="np")
-    keep = batch["attention_mask"].astype(bool)
-    assert not keep.all(), "the batch should contain padding"
+    unpadded = batch["attention_mask"].astype(bool)
+    assert not unpadded.all(), "the batch should contain padding"
     assert not batch["token_type_ids"].any(), "run_forward feeds token type 0, as the tokenizer does here"
     hf = transformers.BertModel.from_pretrained(MINILM_DIR, attn_implementation="eager", dtype=torch.float32)
     hf.eval()
@@ -96,7 +96,7 @@ def minilm():
     ref = {"last_hidden_state": out.last_hidden_state.numpy(), "pooler_output": out.pooler_output.numpy(),
            "hidden_states": np.stack([h.numpy() for h in out.hidden_states])}
     return SimpleNamespace(cfg=cfg, state=state, ids=batch["input_ids"], mask=batch["attention_mask"],
-                           keep=keep, ref=ref, hf_shapes=hf_names_shapes(hf))
+                           unpadded=unpadded, ref=ref, hf_shapes=hf_names_shapes(hf))
 
 
 def assert_transformers_names(case, fw):
@@ -125,9 +125,9 @@ def test_bert_minilm_matches_transformers(minilm, fw):
     model = m.build_model(minilm.cfg)
     m.load_numpy_state(model, minilm.state)
     out = m.run_forward(model, minilm.ids, minilm.mask)
-    last = rel_err(out["last_hidden_state"], minilm.ref["last_hidden_state"], minilm.keep)
+    last = rel_err(out["last_hidden_state"], minilm.ref["last_hidden_state"], minilm.unpadded)
     pooler = rel_err(out["pooler_output"], minilm.ref["pooler_output"], np.ones(len(SENTENCES), bool))
-    layers = layer_errs(out["hidden_states"], minilm.ref["hidden_states"], minilm.keep)
+    layers = layer_errs(out["hidden_states"], minilm.ref["hidden_states"], minilm.unpadded)
     print(f"\nbert minilm {fw} vs transformers ({minilm.ids.shape[0]}x{minilm.ids.shape[1]} tokens, padded): "
           f"last_hidden_state {last:.2e}, pooler {pooler:.2e}, worst layer {max(layers):.2e} "
           f"(layer {int(np.argmax(layers))}), limit {LIMIT[fw]:.0e}")
@@ -159,7 +159,7 @@ def gpt2(request):
     with torch.inference_mode():
         out = hf(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), output_hidden_states=True)
     ref = {"logits": out.logits.numpy(), "hidden_states": np.stack([h.numpy() for h in out.hidden_states])}
-    return SimpleNamespace(cfg=cfg, state=state, ids=ids, mask=mask, keep=mask.astype(bool), ref=ref,
+    return SimpleNamespace(cfg=cfg, state=state, ids=ids, mask=mask, unpadded=mask.astype(bool), ref=ref,
                            hf_shapes=hf_names_shapes(hf))
 
 
@@ -177,8 +177,8 @@ def test_gpt2_matches_transformers(gpt2, fw):
     model = m.build_model(gpt2.cfg)
     m.load_numpy_state(model, gpt2.state)
     out = m.run_forward(model, gpt2.ids, gpt2.mask)
-    logits = rel_err(out["logits"], gpt2.ref["logits"], gpt2.keep)
-    layers = layer_errs(out["hidden_states"], gpt2.ref["hidden_states"], gpt2.keep)
+    logits = rel_err(out["logits"], gpt2.ref["logits"], gpt2.unpadded)
+    layers = layer_errs(out["hidden_states"], gpt2.ref["hidden_states"], gpt2.unpadded)
     print(f"\ngpt2 {gpt2.cfg.name} {fw} vs transformers (3x12 tokens, right + left padding): logits {logits:.2e}, "
           f"worst layer {max(layers):.2e} (layer {int(np.argmax(layers))}), limit {LIMIT[fw]:.0e}")
     assert len(layers) == gpt2.cfg.layers + 1

@@ -82,7 +82,7 @@ ROW = 'stage = "gd"\nteacher = "base"\nstudent = "tinybert_zh"\n'
     (ROW + "temperature = 2.0\n", ["case #1", "'temperature' is used only by task distillation"]),
     (ROW.replace('"gd"', '"td"') + "temperature = 0\n", ["case #1", "'temperature' must be a positive number"]),
     (ROW.replace('"gd"', '"td"') + "num_labels = 1\n", ["case #1", "'num_labels' must be >= 2"]),
-    (ROW + 'source = "minilm"\n', ["case #1", "'source'", "teacher = \"minilm\""]),
+    (ROW + 'weights = "minilm"\n', ["case #1", "'weights'", "teacher = \"minilm\""]),
     (ROW + "lr = true\n", ["case #1", "'lr' must be a number"]),
 ])
 def test_malformed_distill_toml_names_file_row_and_key(tmp_path, row, words, expect_bad_input):

@@ -18,7 +18,7 @@ class Inputs:
     detail: str
 
     @property
-    def keep(self) -> np.ndarray:
+    def unpadded(self) -> np.ndarray:
         return self.mask.astype(bool)
 
 

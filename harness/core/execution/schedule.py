@@ -7,20 +7,20 @@ A recipe (harness.core.recipe) is defined as concat -> divide -> gather per axis
 only copy values and the division is elementwise by a per-unit divisor, so the
 order can change without changing one bit. The schedule:
 
-    parts  = [take(source_k, index_k, keep_k, part_axis)]   per run of one source, in target order
+    parts  = [take(source_k, index_k, whole_first_k, part_axis)]   per run of one source, in target order
     x      = concat(parts, part_axis)                          (or the only part)
     x      = x / divisor  along div_axis                       (in place when x is a fresh buffer)
-    for axis, index, keep in gathers:
-        x = take(x, index, keep, axis)
+    for axis, index, whole_first in gathers:
+        x = take(x, index, whole_first, axis)
 
     take(x, None, 0, axis)  = x
-    take(x, index, keep, axis) = x[index] along axis   (keep = 1: index starts with all of x in order)
+    take(x, index, whole_first, axis) = x[index] along axis   (whole_first = 1: index starts with all of x in order)
 
 part_axis is the AKI concatenation axis, else the first grown axis that is not
 divided; so AKI halves are gathered before they are joined (no full-size
 concatenation), and the division runs once on an owned buffer, before the last gather.
 An index that starts with every position of its axis in order (the hidden map: the
-source's coordinates first) is marked keep = 1, and each executor takes it its fastest
+source's coordinates first) is marked whole_first = 1, and each executor takes it its fastest
 way (MindSpore: copy x whole and gather only the rest; PyTorch: one index_select over
 the whole index); the values are the same. A 1-D recipe with several
 parts runs as defined (the sources concatenated whole, then one gather): two operations
@@ -35,10 +35,10 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Schedule:
-    parts: tuple[tuple[str, np.ndarray | None, int], ...]   # (source name, index or None, keep) along part_axis
+    parts: tuple[tuple[str, np.ndarray | None, int], ...]   # (source name, index or None, whole_first) along part_axis
     part_axis: int | None
     divisor: np.ndarray | None                          # float32, shaped to broadcast along div_axis
-    gathers: tuple[tuple[int, np.ndarray, int], ...]   # remaining (axis, index, keep), in order (module doc)
+    gathers: tuple[tuple[int, np.ndarray, int], ...]   # remaining (axis, index, whole_first), in order (module doc)
 
     @property
     def fresh(self) -> bool:
@@ -94,7 +94,7 @@ def schedule(recipe, source_shapes: dict[str, tuple[int, ...]]) -> Schedule:
 
 
 def _take(index: np.ndarray, size: int) -> tuple[np.ndarray | None, int]:
-    """(index, keep) of take() for `index` into an axis of `size`: (None, 0) for all of it in
+    """(index, whole_first) of take() for `index` into an axis of `size`: (None, 0) for all of it in
     order, else (index, 1 when it starts with all of it in order, else 0)."""
     index = np.array(index, dtype=np.int64)
     if _is_identity(index, size):

@@ -15,14 +15,14 @@ from harness.core.config import ModelConfig, load_presets
 from harness.core.distill_step import StepSetup
 from harness.core.errors import BadInput
 from harness.core.paths import CASES_DIR
-from harness.core.vocab import SOURCES
+from harness.core.vocab import WEIGHTS
 from harness.suite.case_table import check_id_keys, check_keys, id_tail, load_case_table
 
 DISTILL_TOML = CASES_DIR / "distill.toml"
 DISTILL_STAGES = ("gd", "td")          # general distillation; task distillation (adds the prediction term)
 
 # key -> (types, required); bool is refused where a number is expected (TOML true is not a seed)
-_KEYS = {"stage": (str, True), "teacher": (str, True), "student": (str, True), "source": (str, False),
+_KEYS = {"stage": (str, True), "teacher": (str, True), "student": (str, True), "weights": (str, False),
          "seed": (int, False), "layer_map": (list, False), "num_labels": (int, False),
          "temperature": ((int, float), False), "lr": ((int, float), False),
          "weight_decay": ((int, float), False), "marks": (list, False), "suffix": (str, False)}
@@ -35,7 +35,7 @@ class DistillCase:
     student: str                 # bert preset
     layer_map: tuple[int, ...]
     layer_map_given: bool        # False: derived as g(m) = m * teacher layers / student layers
-    source: str = "seed"
+    weights: str = "seed"                # where the source weights come from (core.vocab.WEIGHTS)
     seed: int = 0
     num_labels: int = 0          # td: the classifier's labels; gd: 0 (no classifier)
     temperature: float = 1.0
@@ -67,7 +67,7 @@ class DistillCase:
     def describe(self) -> str:
         how = "given in the row" if self.layer_map_given else "derived: g(m) = m * teacher layers / student layers"
         head = f", {self.num_labels} labels, temperature {self.temperature:g}" if self.stage == "td" else ""
-        return (f"teacher bert {self.teacher} ({self.source}), student bert {self.student} (seed {self.seed}){head}; "
+        return (f"teacher bert {self.teacher} ({self.weights}), student bert {self.student} (seed {self.seed}){head}; "
                 f"layer map student m <- teacher g(m): "
                 + ", ".join(f"{m}<-{g}" for m, g in enumerate((0,) + self.layer_map)) + f" ({how})")
 
@@ -113,11 +113,11 @@ def _check_row(row: object, where: str, presets: dict) -> DistillCase:
         raise BadInput(f"{where}: teacher {row['teacher']} has vocab {teacher.vocab}, student {row['student']} "
                        f"{student.vocab}: both read the same token ids",
                        "pick a student preset with the teacher's vocabulary (cases/sizes.toml)")
-    source = row.get("source", "seed")
-    if source not in SOURCES:
-        raise BadInput(f"{where}: key 'source': unknown source {source!r}", f"use one of: {', '.join(SOURCES)}")
-    if source == "minilm" and row["teacher"] != "minilm":
-        raise BadInput(f"{where}: key 'source': the real MiniLM weights are the bert 'minilm' teacher, "
+    weights = row.get("weights", "seed")
+    if weights not in WEIGHTS:
+        raise BadInput(f"{where}: key 'weights': unknown weights {weights!r}", f"use one of: {', '.join(WEIGHTS)}")
+    if weights == "minilm" and row["teacher"] != "minilm":
+        raise BadInput(f"{where}: key 'weights': the real MiniLM weights are the bert 'minilm' teacher, "
                        f"not {row['teacher']!r}", "use teacher = \"minilm\"")
     td = row["stage"] == "td"
     for key in ("num_labels", "temperature"):
@@ -130,7 +130,7 @@ def _check_row(row: object, where: str, presets: dict) -> DistillCase:
     marks, seed, suffix = check_id_keys(row, where)
     layer_map, given = _layer_map(row, where, teacher, student)
     return DistillCase(stage=row["stage"], teacher=row["teacher"], student=row["student"], layer_map=layer_map,
-                       layer_map_given=given, source=source, seed=seed, num_labels=num_labels,
+                       layer_map_given=given, weights=weights, seed=seed, num_labels=num_labels,
                        temperature=_positive(row, "temperature", where, 1.0),
                        lr=_positive(row, "lr", where, 1e-4),
                        weight_decay=_positive(row, "weight_decay", where, 0.01, zero_ok=True),

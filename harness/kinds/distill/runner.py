@@ -53,7 +53,7 @@ class DistillHooks:
 
 
 @dataclasses.dataclass
-class _Side:
+class _Stepped:
     setup: StepSetup
     losses: dict[str, float]
     grads: dict[str, np.ndarray]
@@ -79,7 +79,7 @@ def teacher_state(case: DistillCase) -> dict[str, np.ndarray]:
     """bert.* from MiniLM's checkpoint or drawn from the seed; classifier.* drawn (task distillation:
     no fine-tuned teacher is at hand offline, so its head is seeded)."""
     cfg = case.teacher_cfg
-    if case.source == "minilm":
+    if case.weights == "minilm":
         from harness.core.formats.checkpoint import load_checkpoint
         from harness.suite.tokenizer import minilm_dir
         _, bert = load_checkpoint(minilm_dir(), cfg)
@@ -189,7 +189,7 @@ def compare_grads(case_id: str, pt: Mapping[str, np.ndarray], ms: Mapping[str, n
     return rows
 
 
-def compare_updates(case_id: str, before: Mapping[str, np.ndarray], sides: Mapping[str, _Side], tol: Tolerances,
+def compare_updates(case_id: str, before: Mapping[str, np.ndarray], sides: Mapping[str, _Stepped], tol: Tolerances,
                     order: list[str] | None = None) -> list[Row]:
     """Parameters after the step, MS vs PT, in two rows: tensors that start at zero (biases: after one
     step they ARE the step, lr m / (eps + sqrt v), which near g = 0 has slope lr (1 - b1) / eps in g,
@@ -230,7 +230,7 @@ def compare_updates(case_id: str, before: Mapping[str, np.ndarray], sides: Mappi
 
 
 # -- one framework ------------------------------------------------------------------------
-def _run_side(name: str, case: DistillCase, setup: StepSetup, teacher: dict, student: dict, inputs) -> _Side:
+def _run_side(name: str, case: DistillCase, setup: StepSetup, teacher: dict, student: dict, inputs) -> _Stepped:
     fw = frameworks.load(name)
     tcfg, scfg = case.teacher_cfg, case.student_cfg
     teacher_model = fw.distill.BertForSequenceClassification(tcfg, case.num_labels)
@@ -243,7 +243,7 @@ def _run_side(name: str, case: DistillCase, setup: StepSetup, teacher: dict, stu
     seconds = time.perf_counter() - start
     del teacher_model, student_model
     gc.collect()
-    return _Side(setup, losses, grads, params, seconds)
+    return _Stepped(setup, losses, grads, params, seconds)
 
 
 # -- the case -------------------------------------------------------------------------------
@@ -253,15 +253,15 @@ def run_distill_case(case: DistillCase, workdir: Path | None = None, keep: bool 
     Raises CaseFailed (carrying the rows so far) on an error."""
     hooks = hooks or DistillHooks()
     tol = tolerances
-    return guarded("distill", case.id, lambda rows: _measure(case, hooks, tol, rows))
+    return guarded("distill", case.id, lambda rows: _step_and_compare(case, hooks, tol, rows))
 
 
-def _measure(case: DistillCase, hooks: DistillHooks, tol: Tolerances, rows: list[Row]) -> None:
+def _step_and_compare(case: DistillCase, hooks: DistillHooks, tol: Tolerances, rows: list[Row]) -> None:
     cid = case.id
     inputs = make_inputs(case.seed, case.student_cfg)
     teacher, student = teacher_state(case), student_state(case)
     order = list(student)
-    sides: dict[str, _Side] = {}
+    sides: dict[str, _Stepped] = {}
     for name in FRAMEWORKS:
         setup = case.setup
         if hooks.setup:

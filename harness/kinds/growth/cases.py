@@ -13,14 +13,14 @@ from harness.core.config import FAMILIES, ModelConfig, load_presets
 from harness.core.errors import BadInput
 from harness.core.paths import CASES_DIR
 from harness.core.plan import validate
-from harness.core.vocab import METHODS, SAMPLINGS, SOURCES
+from harness.core.vocab import METHODS, SAMPLINGS, WEIGHTS
 from harness.suite.case_table import check_id_keys, check_keys, id_tail, load_case_table
 
 CASES_TOML = CASES_DIR / "cases.toml"
 
 # key -> (type, required); bool is checked apart from int (TOML true is not a seed)
 _KEYS = {"family": (str, True), "src": (str, True), "dst": (str, True), "method": (str, True),
-         "sampling": (str, False), "seed": (int, False), "source": (str, False), "exact": (bool, False),
+         "sampling": (str, False), "seed": (int, False), "weights": (str, False), "exact": (bool, False),
          "marks": (list, False), "suffix": (str, False)}
 
 
@@ -32,7 +32,7 @@ class Case:
     method: str
     sampling: str = "paper"
     seed: int = 0
-    source: str = "seed"
+    weights: str = "seed"                # where the source weights come from (core.vocab.WEIGHTS)
     exact: bool = False             # function preserving: preservation is gated, not just reported
     marks: tuple[str, ...] = ()     # from the row ("slow"); see all_marks
     suffix: str = ""
@@ -79,22 +79,22 @@ def _check_row(row: object, where: str, presets: dict) -> Case:
         if row[key] not in presets[family]:
             raise BadInput(f"{where}: key {key!r}: unknown {family} preset {row[key]!r}",
                            f"use one of: {', '.join(presets[family])} (cases/sizes.toml)")
-    choices = {"method": METHODS, "sampling": SAMPLINGS, "source": SOURCES}
+    choices = {"method": METHODS, "sampling": SAMPLINGS, "weights": WEIGHTS}
     for key, valid in choices.items():
         if key in row and row[key] not in valid:
             raise BadInput(f"{where}: key {key!r}: unknown {key} {row[key]!r}", f"use one of: {', '.join(valid)}")
     marks, seed, suffix = check_id_keys(row, where, " (family and method marks are derived)")
     case = Case(family=family, src=row["src"], dst=row["dst"], method=row["method"],
                 sampling=row.get("sampling", "paper"), seed=seed,
-                source=row.get("source", "seed"), exact=row.get("exact", False),
+                weights=row.get("weights", "seed"), exact=row.get("exact", False),
                 marks=marks, suffix=suffix)
     src, dst = presets[family][case.src], presets[family][case.dst]
     try:
         validate(src, dst, case.method, case.sampling, case.seed)
     except BadInput as e:
         raise BadInput(f"{where}: {e.what}", e.fix) from None
-    if case.source == "minilm" and (family != "bert" or case.src != "minilm"):
-        raise BadInput(f"{where}: key 'source': the real MiniLM weights are a bert 'minilm' source, "
+    if case.weights == "minilm" and (family != "bert" or case.src != "minilm"):
+        raise BadInput(f"{where}: key 'weights': the real MiniLM weights are a bert 'minilm' source, "
                        f"not {family} {case.src!r}", "use family = \"bert\", src = \"minilm\"")
     if case.exact and (problem := _exactness_problem(src, dst, case.method, case.sampling)):
         raise BadInput(f"{where}: key 'exact': exact = true but {problem}",

@@ -59,28 +59,29 @@ def compare_params(case_id: str, got: Mapping[str, np.ndarray], ref: Mapping | P
     return rows
 
 
-def _select(name: str, x: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    return x if name == "pooler_output" else x[keep]   # pooler is per sequence, from the unpadded first token
+def _select(name: str, x: np.ndarray, unpadded: np.ndarray) -> np.ndarray:
+    return x if name == "pooler_output" else x[unpadded]   # pooler is per sequence, from the unpadded first token
 
 
-def compare_outputs(case_id: str, family: str, ref: dict, got: dict, keep: np.ndarray, tol: Tolerances,
+def compare_outputs(case_id: str, family: str, ref: dict, got: dict, unpadded: np.ndarray, tol: Tolerances,
                     inputs_detail: str = "", got_name: str = "MindSpore", ref_name: str = "PyTorch") -> list[Row]:
     """output and layers rows: `got` (MindSpore) against `ref` (PyTorch), unpadded positions only."""
     rows = []
     for name in families.get(family).TOKEN_OUTPUTS:
-        g, r = _select(name, got[name], keep), _select(name, ref[name], keep)
+        g, r = _select(name, got[name], unpadded), _select(name, ref[name], unpadded)
         detail = f"{got_name} vs {ref_name}, {name}; {inputs_detail}"
         for metric, value in (("relative", relative(g, r)), ("max_abs", max_abs(g, r))):
             limit, why = limited(tol, case_id, "output", metric)
             rows.append(row(case_id, "output", f"{name}.{metric}", value, limit, detail + why))
         rows.append(row(case_id, "output", f"{name}.cosine", cosine(g, r), None, detail))
     if "logits" in families.get(family).TOKEN_OUTPUTS:   # a language model: does the argmax agree?
-        agree = float(np.mean(got["logits"][keep].argmax(-1) == ref["logits"][keep].argmax(-1)))
+        agree = float(np.mean(got["logits"][unpadded].argmax(-1) == ref["logits"][unpadded].argmax(-1)))
         rows.append(row(case_id, "output", "logits.argmax_agree", agree, None,
                          f"fraction of unpadded positions whose argmax token is the same; {inputs_detail}"))
     limit, why = limited(tol, case_id, "layers", "relative")
     names = families.get(family).layer_names(len(ref["hidden_states"]) - 1)
-    errors = [relative(g[keep], r[keep]) for g, r in zip(got["hidden_states"], ref["hidden_states"], strict=True)]
+    pairs = zip(got["hidden_states"], ref["hidden_states"], strict=True)
+    errors = [relative(g[unpadded], r[unpadded]) for g, r in pairs]
     for name, err in zip(names, errors, strict=True):
         rows.append(row(case_id, "layers", f"{name}.relative", err, limit, f"{got_name} vs {ref_name}" + why))
     by_name = dict(zip(names, errors, strict=True))
@@ -92,7 +93,7 @@ def compare_outputs(case_id: str, family: str, ref: dict, got: dict, keep: np.nd
 
 
 def compare_preservation(case: Case, plan: GrowthPlan, framework: str, grown: dict, source: dict,
-                         keep: np.ndarray, tol: Tolerances) -> list[Row]:
+                         unpadded: np.ndarray, tol: Tolerances) -> list[Row]:
     """Grown vs source model of one framework on the same ids. BERT: grown hidden unit i
     against source unit g_h(i) (FPI copies coordinates by the hidden map); GPT-2: logits."""
     title = TITLES[framework]
@@ -105,7 +106,7 @@ def compare_preservation(case: Case, plan: GrowthPlan, framework: str, grown: di
     rows = []
     for name in families.get(case.family).PRESERVED_OUTPUTS:
         s = source[name] if name == "logits" else source[name][..., plan.hidden_map]
-        g, s = _select(name, grown[name], keep), _select(name, s, keep)
+        g, s = _select(name, grown[name], unpadded), _select(name, s, unpadded)
         detail = f"{title} grown vs {title} source, {name}" + ("" if name == "logits" else " by g_h")
         rows.append(row(case.id, "preservation", f"{framework}.{name}.relative", relative(g, s), limit,
                          f"{detail}; {note}"))

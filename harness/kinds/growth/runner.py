@@ -55,7 +55,7 @@ class Hooks:
 
 # -- one framework ------------------------------------------------------------------
 @dataclasses.dataclass
-class _Side:
+class _Grown:
     seconds: dict
     grown_out: dict
     source_out: dict
@@ -78,14 +78,14 @@ def _forward(fw, cfg: ModelConfig, state: dict, inputs: Inputs, hooks: Hooks, ro
 
 
 def _source_ckpt(case: Case) -> Path | None:
-    if case.source == "minilm":
+    if case.weights == "minilm":
         from harness.suite.tokenizer import minilm_dir
         return minilm_dir()
     return None
 
 
 def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: Inputs, case_dir: Path,
-              hooks: Hooks, compare: Callable[[dict], None], tol: Tolerances) -> _Side:
+              hooks: Hooks, compare: Callable[[dict], None], tol: Tolerances) -> _Grown:
     """Load, forward the source, expand, save, compare (callback), forward the grown model; free all."""
     fw = frameworks.load(name)
     src_cfg, dst_cfg = plan.src, plan.dst
@@ -115,7 +115,7 @@ def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: In
         del again, again_recipes, src_state
         shutil.rmtree(case_dir / "pt_rerun", ignore_errors=True)
         gc.collect()
-    return _Side(seconds, grown_out, source_out, path, path.stat().st_size, digest, rerun,
+    return _Grown(seconds, grown_out, source_out, path, path.stat().st_size, digest, rerun,
                  executor, executor_rows)
 
 
@@ -127,11 +127,11 @@ def run_case(case: Case, workdir: Path, keep: bool = False, hooks: Hooks | None 
     hooks = hooks or Hooks()
     tol = tolerances
     case_dir = Path(workdir) / case.id
-    return guarded("growth", case.id, lambda rows: _measure(case, case_dir, hooks, tol, rows),
+    return guarded("growth", case.id, lambda rows: _grow_and_compare(case, case_dir, hooks, tol, rows),
                    None if keep else case_dir)
 
 
-def _measure(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances, rows: list[Row]) -> None:
+def _grow_and_compare(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances, rows: list[Row]) -> None:
     cid = case.id
     start = time.perf_counter()
     plan = build_plan(case.src_cfg, case.dst_cfg, case.method, case.sampling, case.seed)
@@ -139,7 +139,7 @@ def _measure(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances, rows: li
     plan_s = time.perf_counter() - start
     inputs = make_inputs(case.seed, plan.dst)
 
-    sides: dict[str, _Side] = {}
+    sides: dict[str, _Grown] = {}
 
     def compare(name: str):
         def run(grown: dict) -> None:
@@ -151,11 +151,13 @@ def _measure(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances, rows: li
         sides[name] = _run_side(name, case, plan, recipes, inputs, case_dir, hooks, compare(name), tol)
         rows.extend(sides[name].executor_rows)
     pt, ms = sides["pt"], sides["ms"]
-    keep = inputs.keep
+    unpadded = inputs.unpadded
 
-    rows.extend(compare_outputs(cid, case.family, pt.grown_out, ms.grown_out, keep, tol, inputs.detail))
+    rows.extend(compare_outputs(cid, case.family, pt.grown_out, ms.grown_out, unpadded, tol,
+                                inputs.detail))
     for name in FRAMEWORKS:
-        rows.extend(compare_preservation(case, plan, name, sides[name].grown_out, sides[name].source_out, keep, tol))
+        rows.extend(compare_preservation(case, plan, name, sides[name].grown_out, sides[name].source_out, unpadded,
+                                          tol))
 
     limit, why = limited(tol, cid, "time", "plan_s")
     rows.append(row(cid, "time", "plan_s", plan_s, limit, "plan + recipes, once for both frameworks" + why))

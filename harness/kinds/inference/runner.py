@@ -107,13 +107,13 @@ def _windows_pass(backends: dict[str, Backend], wins: np.ndarray, batch: int, dt
     return errors, nll
 
 
-def _logits_rows(case: InferCase, dtype: str, errors: dict, padded: dict, keep: np.ndarray, inputs_detail: str,
+def _logits_rows(case: InferCase, dtype: str, errors: dict, padded: dict, unpadded: np.ndarray, inputs_detail: str,
                  tol: Tolerances) -> list[Row]:
     cid, rows = case.id, []
     names = families.get("gpt2").layer_names(case.cfg.layers)
     for got, ref in PAIRS:
         err = errors[(got, ref)]
-        err.add(padded[got]["logits"][keep], padded[ref]["logits"][keep])
+        err.add(padded[got]["logits"][unpadded], padded[ref]["logits"][unpadded])
         title = f"{TITLES[got]} vs {TITLES[ref]}, {dtype} logits"
         where = f"{inputs_detail}; plus a padded batch of {case.batch} (unpadded positions)"
         limit, why = limited(tol, cid, "logits", f"{got}_vs_{ref}.relative", dtype)
@@ -123,7 +123,7 @@ def _logits_rows(case: InferCase, dtype: str, errors: dict, padded: dict, keep: 
         rows.append(row(cid, "logits", f"{dtype}.{got}_vs_{ref}.argmax_agree", err.agree / max(err.positions, 1),
                          None, f"{title}: fraction of positions with the same top token"))
         limit, why = limited(tol, cid, "logits", f"{got}_vs_{ref}.hidden_relative", dtype)
-        layer_errors = [relative(g[keep], r[keep])
+        layer_errors = [relative(g[unpadded], r[unpadded])
                         for g, r in zip(padded[got]["hidden_states"], padded[ref]["hidden_states"], strict=True)]
         by_name = dict(zip(names, layer_errors, strict=True))
         worst, first, _ = first_and_worst(by_name, limit)
@@ -197,9 +197,9 @@ def _measure_dtype(case: InferCase, dtype: str, state: dict, wins: np.ndarray, i
 
     errors, nll = _windows_pass(backends, wins, case.batch, dtype)
     ids, mask = padded_batch(wins, case.batch)
-    keep_mask = mask.astype(bool)
+    unpadded = mask.astype(bool)
     padded = {name: b.forward(ids, mask) for name, b in backends.items()}
-    rows.extend(_logits_rows(case, dtype, errors, padded, keep_mask, inputs_detail, tol))
+    rows.extend(_logits_rows(case, dtype, errors, padded, unpadded, inputs_detail, tol))
     rows.append(row(cid, "logits", f"{dtype}.export_s", export_s, None,
                      f"torch.onnx (dynamo) export, {dtype}, seconds" + (
                          "; reused this process's export of the same weights (a copy)" if reused else "")))
@@ -213,7 +213,7 @@ def _measure_dtype(case: InferCase, dtype: str, state: dict, wins: np.ndarray, i
     rows.extend(_greedy_rows(case, dtype, backends, wins[:case.batch, :case.prompt], tol))
     rows.extend(_perplexity_rows(case, dtype, nll, inputs_detail, tol))
 
-    result = _DtypeResult(nll, {name: padded[name]["logits"][keep_mask] for name in BACKENDS})
+    result = _DtypeResult(nll, {name: padded[name]["logits"][unpadded] for name in BACKENDS})
     del backends, padded
     gc.collect()
     if not keep:   # one dtype's export at a time on disk
@@ -229,11 +229,11 @@ def run_infer_case(case: InferCase, workdir: Path, keep: bool = False, hooks: In
     hooks = hooks or InferHooks()
     tol = tolerances
     case_dir = Path(workdir) / case.id
-    return guarded("inference", case.id, lambda rows: _measure(case, case_dir, hooks, tol, rows, keep),
+    return guarded("inference", case.id, lambda rows: _infer_and_compare(case, case_dir, hooks, tol, rows, keep),
                    None if keep else case_dir)
 
 
-def _measure(case: InferCase, case_dir: Path, hooks: InferHooks, tol: Tolerances, rows: list[Row],
+def _infer_and_compare(case: InferCase, case_dir: Path, hooks: InferHooks, tol: Tolerances, rows: list[Row],
              keep: bool) -> None:
     cid = case.id
     state, state_detail = case_state(case)
