@@ -51,7 +51,7 @@ def test_hf_folder_against_its_ckpt_and_converted_copies_is_0_ulp_every_tensor_n
     code, out, rows = _compare(capsys, tmp_path, src, src / "model.ckpt")
     assert code == 0, out
     for name in names:   # one console line and a max ULP row of 0 per tensor
-        assert f"  {name} " in out
+        assert f" {name} " in out
     ulp = {r["metric"][:-len(".max_ulp")]: r for r in rows if r["metric"].endswith(".max_ulp")}
     assert list(ulp) == names and all(r["value"] == "0" and r["status"] == "pass" for r in ulp.values())
     assert {r["kind"] for r in rows} == {"compare"} and not [r for r in rows if r["status"] == "fail"]
@@ -110,6 +110,28 @@ def test_an_older_transformers_bin_with_buffers_and_a_tied_head_compares_equal(t
     by = {r["metric"]: r for r in rows}
     assert by["ignored"]["value"] == "4" and "causal-mask buffer" in by["ignored"]["detail"]
     assert by["ties"]["value"] == "0" and "tied copies checked: 1" in by["ties"]["detail"]
+
+
+def test_an_old_bert_bin_with_gamma_beta_prefix_and_heads_compares_equal(tmp_path, capsys):
+    import torch
+    src = tmp_path / "m"
+    state = _hf_folder(src, "bert")
+    old = tmp_path / "old"
+    old.mkdir()
+    # BertForPreTraining of pytorch-pretrained-bert days: "bert." prefix, LayerNorm gamma / beta, heads
+    tensors = {"bert." + n.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"):
+               torch.from_numpy(a) for n, a in state.items()}
+    tensors["cls.predictions.bias"] = torch.zeros(1000)
+    tensors["cls.seq_relationship.weight"] = torch.zeros(2, 64)
+    tensors["bert.embeddings.position_ids"] = torch.arange(64)[None]
+    torch.save(tensors, old / "pytorch_model.bin")
+    code, out, rows = _compare(capsys, tmp_path, old / "pytorch_model.bin", src)
+    assert code == 0, out
+    assert f"A: {old / 'pytorch_model.bin'}: bert/hf-legacy (prefix 'bert.')" in out
+    assert {r["metric"]: r for r in rows}["ignored"]["value"] == "3"
+    assert main(["convert", str(old / "pytorch_model.bin"), "--to", "hf", "--size", "tiny",
+                 "--out", str(tmp_path / "hf")]) == 0
+    assert (tmp_path / "hf" / "model.safetensors").read_bytes() == (src / "model.safetensors").read_bytes()
 
 
 def test_bad_input_is_exit_2_naming_what_and_how(tmp_path, capsys):

@@ -8,6 +8,7 @@ shapes that differ, a stored name no map accounts for, a tied copy that differs)
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -57,7 +58,8 @@ def print_console(result: Comparison) -> None:
     for side in (result.a, result.b):
         print(f"{side.label}: {side.weights}: {side.scheme_text}: {side.canonical.summary()}")
     rows = {r.metric: r for r in result.rows}
-    table = Table(box=box.SIMPLE_HEAD, title=f"{result.case}: A vs B, joined by canonical name")
+    print(f"{result.case}: A vs B, joined by canonical name")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
     for col in ("tensor", "shape", "max ULP", "max abs", "relative", "cosine", "sha256 A", "B", "status"):
         table.add_column(col, no_wrap=True, justify="right" if col in ("max ULP", "max abs", "relative", "cosine")
                          else "left")
@@ -71,8 +73,9 @@ def print_console(result: Comparison) -> None:
                 rows[f"{d.name}.max_abs"].status == "fail" else "pass"
         table.add_row(d.name, shape, fmt(d.max_ulp), fmt(d.max_abs), fmt(d.relative), fmt(d.cosine, ".10f"),
                       d.sha_got[:12], "=" if d.sha_got == d.sha_ref else d.sha_ref[:12], status)
-    console = Console(width=Console(width=1 << 16).measure(table).maximum)   # whole, never cut to 80 columns
-    console.print(table)
+    buffer = io.StringIO()   # the whole table, never cut to a terminal's width; no trailing blanks
+    Console(file=buffer, width=Console(width=1 << 16).measure(table).maximum, force_terminal=False).print(table)
+    print("\n".join(line.rstrip() for line in buffer.getvalue().splitlines()))
     for metric in ("max_ulp", "max_abs", *SUMMARY_METRICS):
         r = rows.get(metric)
         if r is not None:

@@ -3,8 +3,9 @@
     convert(src, "ms-zoo", out)     # -> out/model.ckpt (+ config.json where the config is known)
 
 Targets: hf (Hugging Face folder: model.safetensors + config.json), ms (this project's MindSpore
-checkpoint: the same names in model.ckpt), ms-zoo / ms-cells (those schemes in model.ckpt), or a
-map file (.toml; model.ckpt unless `fmt` says safetensors). Every stored tensor of the source must be
+checkpoint: the same names in model.ckpt), ms-zoo / ms-cells (those schemes in model.ckpt), another
+built-in scheme (hf-legacy: model.safetensors), or a map file (.toml; model.ckpt unless `fmt` says
+safetensors). Every stored tensor of the source must be
 accounted for (mapped, a tied copy equal to its tensor, or ignored by the map with its reason): an
 unmapped name, a rule that does not fit or a tied copy that differs stops the conversion before
 anything is written. Values and dtypes are kept bit for bit; files are written atomically (weights
@@ -30,7 +31,7 @@ from harness.core.formats.checkpoint import (
     write_safetensors,
 )
 from harness.core.naming.engine import Canonical, detect, from_canonical, to_canonical
-from harness.core.naming.scheme import Scheme, candidates
+from harness.core.naming.scheme import Scheme, builtin_names, candidates
 
 TARGETS = {"hf": ("hf", "safetensors"), "ms": ("hf", "ckpt"), "ms-zoo": ("ms-zoo", "ckpt"),
            "ms-cells": ("ms-cells", "ckpt")}
@@ -51,9 +52,12 @@ def target_scheme(to: str, family: str) -> tuple[Scheme, str]:
     if to in TARGETS:
         name, fmt = TARGETS[to]
         return candidates(name, family)[0], fmt
+    if to in builtin_names(family):   # a built-in scheme beyond the targets (hf-legacy): Hugging Face's format
+        return candidates(to, family)[0], "safetensors" if to.startswith("hf") else "ckpt"
     if to.endswith(".toml") or Path(to).is_file():
         return candidates(to, family)[0], "ckpt"
-    raise BadInput(f"unknown target {to!r}", f"use one of: {', '.join(TARGETS)}, or a map file (.toml)")
+    raise BadInput(f"unknown target {to!r}",
+                   f"use one of: {', '.join(dict.fromkeys([*TARGETS, *builtin_names(family)]))}, or a map file (.toml)")
 
 
 def read_canonical(src: Path, spec: str | None = None,
