@@ -1,9 +1,10 @@
-"""Command line: `python -m harness {init,expand,infer} ...`.
+"""Command line: `python -m harness {init,expand,infer,compare,convert} ...`.
 
-Exit codes: 0 ok, 2 bad input (the message names what and how to fix), 3 internal
-error (a bug: traceback above the message), 130 interrupted (Ctrl-C, SIGINT), 143
-terminated (SIGTERM). Interrupted runs leave no partial file under a final name.
-(1, checks failed, is make test / make parity's.)
+Exit codes: 0 ok, 1 checks failed (compare: a tensor over its limit, names or shapes that
+differ, an unmapped tensor, a tied copy that differs; make test / make parity: pytest's),
+2 bad input (the message names what and how to fix), 3 internal error (a bug: traceback
+above the message), 130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM).
+Interrupted runs leave no partial file under a final name.
 """
 from __future__ import annotations
 
@@ -64,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     inf.add_argument("--ckpt", required=True, type=Path, help="model folder or weights file with config.json beside it")
     inf.add_argument("--framework", default="pt", help="pt | ms (default pt)")
     inf.add_argument("--tokenizer", type=Path, help="tokenizer.json (default: the checkpoint's own, else MiniLM's)")
+
+    from harness.commands import compare, convert
+    compare.add_parser(sub)
+    convert.add_parser(sub)
     return p
 
 
@@ -228,7 +233,9 @@ def _print_error(what: str, fix: str = "") -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"init": cmd_init, "expand": cmd_expand, "infer": cmd_infer}[args.command]
+    from harness.commands import compare, convert
+    handler = {"init": cmd_init, "expand": cmd_expand, "infer": cmd_infer,
+               "compare": compare.run, "convert": convert.run}[args.command]
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _in_main_thread() else None
     try:
         return handler(args)
