@@ -129,7 +129,9 @@ def cmd_expand(args) -> int:
     else:
         src_cfg = preset(args.model, args.src)
     if src_cfg.family != args.model:
-        raise BadInput(f"source is a {src_cfg.family} model but --model is {args.model}", "make them agree")
+        where = f"{cfg_path}: the source" if args.src_ckpt is not None and cfg_path is not None else "the source"
+        raise BadInput(f"{where} is a {src_cfg.family} model but --model is {args.model}",
+                       f"pass --model {src_cfg.family}, or a {args.model} source")
     dst_cfg = preset(args.model, args.dst)
 
     start = time.perf_counter()

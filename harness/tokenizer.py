@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import BadInput
+from harness.errors import BadInput, file_kind
 
 TOKENIZER_VOCAB = 30522   # MiniLM's WordPiece vocabulary: its ids fit only models with at least this many
 
@@ -35,8 +35,11 @@ def load_tokenizer(path: Path | None = None):
     into an unmasked mean."""
     from tokenizers import Tokenizer
     path = Path(path) if path is not None else minilm_dir() / "tokenizer.json"
-    if not path.is_file():
+    kind = file_kind(path)
+    if kind == "missing":
         raise BadInput(f"{path}: tokenizer file not found", "pass the path of a tokenizer.json")
+    if kind != "a regular file":   # a FIFO would block the reader
+        raise BadInput(f"{path}: tokenizer file is {kind}, not a regular file", "pass the path of a tokenizer.json")
     try:
         tok = Tokenizer.from_file(str(path))
     except Exception as e:  # tokenizers raises a bare Exception on a malformed file

@@ -459,3 +459,147 @@ def test_readme_documents_every_exit_code():
     section = readme.split("### Exit codes", 1)[1].split("\n## ", 1)[0]
     for code in ("0", "1", "2", "3", "130", "143"):
         assert f"`{code}`" in section, code
+
+
+# -- issue 20: the holes a hostile user found ------------------------------------------------
+def _deep_json(depth: int = 20_000) -> bytes:
+    """Valid JSON nested `depth` arrays deep (json.loads and the safetensors library refuse it)."""
+    return b"[" * depth + b"]" * depth
+
+
+def _nested_header_safetensors(model: Path, dst: Path) -> Path:
+    """model's safetensors with its header replaced by valid JSON nested 20,000 deep (valid length)."""
+    import struct
+    data = (model / "model.safetensors").read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    head = b'{"deep": ' + _deep_json() + b"}"
+    head += b" " * (-len(head) % 8)
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model / "config.json", dst)
+    (dst / "model.safetensors").write_bytes(struct.pack("<Q", len(head)) + head + data[8 + n:])
+    return dst / "model.safetensors"
+
+
+@pytest.mark.parametrize("argv", [
+    ["infer", "--sentence", "hi", "--framework", "pt", "--ckpt", "{path}"],
+    ["infer", "--sentence", "hi", "--framework", "ms", "--ckpt", "{path}"],
+    ["expand", "--model", "bert", "--dst", "tiny2x", "--src-ckpt", "{path}", "--out", "{tmp}/o"],
+], ids=["infer-pt", "infer-ms", "expand"])
+def test_deeply_nested_safetensors_header_exits_2_naming_the_file(tmp_path, capsys, tiny_bert, argv):
+    """Hole 1: the safetensors library refuses the header; the tool's own look at it must not recurse."""
+    path = _nested_header_safetensors(tiny_bert, tmp_path / "src")
+    assert main([a.format(path=path, tmp=tmp_path) for a in argv]) == 2
+    what, fix = _error(capsys)
+    assert what.startswith(f"{path}: not a readable safetensors file: ") and "nested" in what, what
+    assert "truncated or corrupt" in fix
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b'{"model_type": "bert", "hidden_size": 64, "name": "caf\xe9 \xff"}', "not UTF-8"),
+    (b'{"model_type": "bert", "deep": ' + _deep_json() + b"}", "nested deeper than"),
+    (_deep_json(), "nested deeper than"),
+], ids=["not-utf8", "nested-value", "nested-document"])
+@pytest.mark.parametrize("command", ["infer", "expand"])
+def test_config_json_not_utf8_or_nested_too_deep_exits_2_naming_it(tmp_path, capsys, tiny_bert, content, reason,
+                                                                    command):
+    """Hole 2: read_config turned UnicodeDecodeError and RecursionError into exit 3."""
+    path = _copy(tiny_bert, tmp_path / "src", "model.safetensors")
+    config = tmp_path / "src" / "config.json"
+    config.write_bytes(content)
+    argv = (["infer", "--sentence", "hi", "--ckpt", str(path)] if command == "infer" else
+            ["expand", "--model", "bert", "--dst", "tiny2x", "--src-ckpt", str(path), "--out", str(tmp_path / "o")])
+    assert main(argv) == 2
+    what, fix = _error(capsys)
+    assert what.startswith(f"{config}: cannot read config: ") and reason in what, what
+    assert "config.json" in fix
+    assert not (tmp_path / "o").exists()
+
+
+def _ms_crc_ckpt(folder: Path, cfg) -> tuple[Path, dict]:
+    """model.ckpt written by MindSpore's own save_checkpoint(..., crc_check=True), config.json beside it."""
+    import mindspore
+    state = init_state(cfg, 4)
+    folder.mkdir(parents=True, exist_ok=True)
+    mindspore.save_checkpoint(state, str(folder / "model.ckpt"), crc_check=True)
+    (folder / "config.json").write_text(json.dumps(cfg.to_hf()))
+    os.chmod(folder / "model.ckpt", 0o644)   # save_checkpoint leaves it read-only
+    return folder / "model.ckpt", state
+
+
+def test_a_ckpt_checksum_is_verified_when_present(tmp_path, capsys):
+    """Hole 6: a .ckpt with MindSpore's crc_num trailer: it loads when whole; a flipped data byte under
+    a stale checksum (or a damaged checksum) is refused, naming the file, in both frameworks."""
+    cfg = preset("bert", "tiny")
+    path, state = _ms_crc_ckpt(tmp_path / "src", cfg)
+    data = path.read_bytes()
+    assert data[-17:-10] == b"crc_num"
+    _, back = load_checkpoint(path)
+    assert all(np.array_equal(back[k], v) for k, v in state.items())
+    inside = data.index(np.float32(state["embeddings.word_embeddings.weight"][3, 5]).tobytes())
+    for damaged in (data[:inside] + bytes([data[inside] ^ 0x10]) + data[inside + 1:],   # a data byte
+                    data[:-1] + bytes([data[-1] ^ 0x01])):                            # the checksum itself
+        path.write_bytes(damaged)
+        for framework in ("pt", "ms"):
+            assert main(["infer", "--sentence", "hi", "--framework", framework, "--ckpt", str(path)]) == 2
+            what, fix = _error(capsys)
+            assert what.startswith(f"{path}: ") and "checksum" in what and "CRC-32" in what, what
+            assert "corrupt" in fix
+
+
+def test_a_fifo_tokenizer_is_named_as_a_fifo_not_as_missing(tmp_path, capsys, tiny_bert):
+    """Hole 7: a FIFO was called "tokenizer file not found" (and is never opened: reading it would block)."""
+    fifo = tmp_path / "tokenizer.json"
+    os.mkfifo(fifo)
+    assert main(["infer", "--sentence", "hi", "--ckpt", str(tiny_bert), "--tokenizer", str(fifo)]) == 2
+    what, fix = _error(capsys)
+    assert what == f"{fifo}: tokenizer file is a FIFO (named pipe), not a regular file", what
+    assert "tokenizer.json" in fix
+
+
+@pytest.mark.parametrize("which", ["src-ckpt", "ckpt", "tokenizer"])
+def test_a_symlink_loop_is_named_as_a_loop_not_as_missing(tmp_path, capsys, tiny_bert, which):
+    """Hole 7: a symlink loop was called "no such file or folder"."""
+    loop = tmp_path / "loop"
+    os.symlink(loop, loop)
+    argv = {"src-ckpt": ["expand", "--model", "bert", "--dst", "tiny2x", "--src-ckpt", str(loop),
+                         "--out", str(tmp_path / "o")],
+            "ckpt": ["infer", "--sentence", "hi", "--ckpt", str(loop)],
+            "tokenizer": ["infer", "--sentence", "hi", "--ckpt", str(tiny_bert), "--tokenizer", str(loop)]}[which]
+    assert main(argv) == 2
+    what, _ = _error(capsys)
+    assert what.startswith(f"{loop}: ") and "symbolic link loop" in what and "no such" not in what, what
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_family_mismatch_names_the_config_file(tmp_path, capsys):
+    """Hole 7: "source is a gpt2 model but --model is bert" did not say which file said gpt2."""
+    src = tmp_path / "src"
+    assert main(["init", "--model", "gpt2", "--size", "tiny", "--out", str(src)]) == 0
+    capsys.readouterr()
+    assert main(["expand", "--model", "bert", "--dst", "tiny2x", "--src-ckpt", str(src), "--out", str(tmp_path / "o")]) == 2
+    what, fix = _error(capsys)
+    assert what == f"{src / 'config.json'}: the source is a gpt2 model but --model is bert", what
+    assert "--model gpt2" in fix
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_mindspore_safetensors_checksum_is_verified_when_present(tmp_path, capsys):
+    """Hole 6, safetensors: MindSpore's save_checkpoint(..., format="safetensors", crc_check=True) puts a
+    CRC-32 into the metadata; a flipped data byte under it is refused."""
+    import mindspore
+    cfg = preset("bert", "tiny")
+    state = init_state(cfg, 4)
+    path = tmp_path / "model.safetensors"
+    mindspore.save_checkpoint(state, str(path), format="safetensors", crc_check=True)
+    os.chmod(path, 0o644)
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_hf()))
+    _, back = load_checkpoint(path)
+    assert all(np.array_equal(back[k], v) for k, v in state.items())
+    data = path.read_bytes()
+    assert b'"crc_num"' in data[:20_000]
+    inside = data.index(np.float32(state["embeddings.word_embeddings.weight"][3, 5]).tobytes())
+    path.write_bytes(data[:inside] + bytes([data[inside] ^ 0x10]) + data[inside + 1:])
+    assert main(["infer", "--sentence", "hi", "--ckpt", str(path)]) == 2
+    what, fix = _error(capsys)
+    assert what.startswith(f"{path}: the CRC-32 checksum in its metadata") and "corrupt" in fix, what
