@@ -146,7 +146,9 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
     """Every tensor as a view of one copy-on-write memory map of the file (no read, no copy: pages
     come from the page cache when touched; writing to a view never reaches the file), once
     safetensors itself has validated the header (offsets inside the file, shapes, dtypes)."""
-    from safetensors import SafetensorError, safe_open
+    from harness.frameworks import native
+    safetensors = native("safetensors")
+    SafetensorError, safe_open = safetensors.SafetensorError, safetensors.safe_open
     try:
         with safe_open(str(path), framework="np"):
             pass
@@ -216,7 +218,8 @@ def _truncation(path: Path) -> str | None:
 def _read_ckpt(path: Path) -> dict[str, np.ndarray]:
     from harness.ckpt_framing import ITEMSIZE, check_ckpt
     entries = check_ckpt(path)    # MindSpore would load a tensor whose bytes disagree with its dims
-    import mindspore as ms
+    from harness.frameworks import native
+    ms = native("mindspore")
     try:
         arrays = {name: p.asnumpy() for name, p in ms.load_checkpoint(str(path)).items()}
     except Exception as e:  # MindSpore raises ValueError/RuntimeError/protobuf errors alike
@@ -251,7 +254,8 @@ def _check_zip_crcs(path: Path) -> None:
 
 
 def _read_pickle(path: Path) -> dict[str, np.ndarray]:
-    import torch
+    from harness.frameworks import native
+    torch = native("torch")
     _check_zip_crcs(path)
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)

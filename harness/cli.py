@@ -10,15 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from harness import interrupts  # noqa: E402
 from harness.errors import BadInput, one_line  # noqa: E402
 
 METHODS = ("fpi", "aki")
@@ -88,13 +87,14 @@ def cmd_init(args) -> int:
     from harness import frameworks
     from harness.config import preset
     from harness.init import init_state
+    from harness.writers import staged
     cfg = preset(args.model, args.size)
     _check_seed(args.seed)
     arrays = init_state(cfg, args.seed)
     for name in _frameworks(args.framework):
         fw = frameworks.load(name)
         path = fw.io.save(args.out, cfg, {k: fw.io.to_tensor(v) for k, v in arrays.items()})
-        print(f"{fw.title}: wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {cfg.n_params():,} params)")
+        print(f"{fw.title}: wrote {path} ({staged(path).stat().st_size / 1e6:.1f} MB, {cfg.n_params():,} params)")
     return 0
 
 
@@ -108,6 +108,7 @@ def cmd_expand(args) -> int:
     from harness.config import preset
     from harness.plan import build_plan
     from harness.recipe import compile_recipes, provenance
+    from harness.writers import staged
 
     console = Console(stderr=True)
     _choice(args.method, METHODS, "method")
@@ -173,7 +174,7 @@ def cmd_expand(args) -> int:
         table.add_column(col, justify="right" if col.endswith(("s", "MB")) else "left")
     for title, seconds, path, executor in rows:
         table.add_row(title, executor, *(f"{seconds[key]:.2f}" for key in columns.values()),
-                      str(path), f"{path.stat().st_size / 1e6:.1f}")
+                      str(path), f"{staged(path).stat().st_size / 1e6:.1f}")
     Console().print(table)
     print(f"plan and provenance: {args.out / 'plan.json'}")
     return 0
@@ -212,12 +213,7 @@ def cmd_infer(args) -> int:
     return 0
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so the same cleanup runs."""
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated()
+Terminated = interrupts.Terminated   # SIGTERM, raised like Ctrl-C so the same cleanup runs
 
 
 def _print_error(what: str, fix: str = "") -> None:
@@ -226,32 +222,61 @@ def _print_error(what: str, fix: str = "") -> None:
         print(f"  fix: {one_line(fix)}", file=sys.stderr)
 
 
+def report_interrupt(e: KeyboardInterrupt) -> int:
+    """Remove this process's temporary files, print the interrupt's two lines, return 130 / 143."""
+    from harness.writers import discard_live
+    discard_live()   # also a file created just before its writer's `with` began
+    name, code = interrupts.describe(e)
+    _print_error(f"interrupted ({name}): temporary files removed; no partial file was left under a final "
+                 "name (files completed before the interrupt are whole)",
+                 "rerun the same command: it writes the same files")
+    return code
+
+
+def _interrupt_in(e: BaseException) -> KeyboardInterrupt | None:
+    """The interrupt an exception was raised from (a C extension's import turns a KeyboardInterrupt
+    into ImportError("initialization failed") with the interrupt as its cause), else None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _output(args):
+    """The output folder of init / expand, checked before any work and changed as one unit
+    (harness.writers.OutputSet); nothing for infer."""
+    from contextlib import nullcontext
+    if getattr(args, "out", None) is None:
+        return nullcontext()
+    from harness.writers import OutputSet
+    return OutputSet(args.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"init": cmd_init, "expand": cmd_expand, "infer": cmd_infer}[args.command]
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _in_main_thread() else None
+    previous = interrupts.install()   # signals held (recorded) outside the command's own work
     try:
-        return handler(args)
+        with interrupts.released(), _output(args):
+            return handler(args)
     except BadInput as e:
         _print_error(e.what, e.fix)
         return e.exit_code
     except KeyboardInterrupt as e:
-        from harness.writers import discard_live
-        discard_live()   # also a file created just before its writer's `with` began
-        name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("SIGINT", 130)
-        _print_error(f"interrupted ({name}): temporary files removed; no partial file was left under a final "
-                     "name (files completed before the interrupt are whole)",
-                     "rerun the same command: it writes the same files")
-        return code
+        return report_interrupt(e)
     except Exception as e:  # a bug, not bad input: keep the traceback for the report
+        interrupted = _interrupt_in(e)
+        if interrupted is not None:
+            return report_interrupt(interrupted)
         traceback.print_exc()
         _print_error(f"internal error: {type(e).__name__}: {e}",
                      "this is a bug in the tool; report it with the command line and the traceback above")
         return 3
     finally:
         if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+            interrupts.restore(previous)
 
 
-def _in_main_thread() -> bool:   # signal handlers can only be set there
-    return threading.current_thread() is threading.main_thread()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 from types import SimpleNamespace
 
+from harness import interrupts
 from harness.errors import BadInput
 
 FRAMEWORKS = ("pt", "ms")
@@ -23,7 +24,14 @@ def load(name: str) -> SimpleNamespace:
     check_framework(name)
     package = f"models_{name}"
     return SimpleNamespace(name=name, title=NAMES[name],
-                           models=importlib.import_module(package),
-                           io=importlib.import_module(f"{package}.io"),
-                           expand=importlib.import_module(f"{package}.expand"),
-                           distill=importlib.import_module(f"{package}.distill"))
+                           models=native(package),
+                           io=native(f"{package}.io"),
+                           expand=native(f"{package}.expand"),
+                           distill=native(f"{package}.distill"))
+
+
+def native(module: str):
+    """importlib.import_module(module), SIGINT / SIGTERM held until it is done (harness.interrupts:
+    interrupted, a framework's native initialisation fails, or crashes the process at exit)."""
+    with interrupts.held():
+        return importlib.import_module(module)

@@ -11,6 +11,7 @@ import numpy as np
 from harness import frameworks
 from harness.config import ModelConfig
 from harness.init import init_state
+from harness.writers import staged
 
 @dataclasses.dataclass
 class GrowResult:
@@ -53,7 +54,7 @@ def save(result: GrowResult, dst_cfg: ModelConfig, out_dir: Path) -> Path:
     start = time.perf_counter()
     result.weights_path = fw.io.save(out_dir, dst_cfg, result.state)
     result.seconds["save"] = time.perf_counter() - start
-    result.weights_bytes = result.weights_path.stat().st_size
+    result.weights_bytes = staged(result.weights_path).stat().st_size   # inside an OutputSet: not in place yet
     return result.weights_path
 
 

@@ -33,7 +33,8 @@ def load_tokenizer(path: Path | None = None):
     """A tokenizers.Tokenizer (MiniLM's by default) with its built-in padding turned off:
     MiniLM's tokenizer.json pads every sentence to 128 tokens, which would put padding
     into an unmasked mean."""
-    from tokenizers import Tokenizer
+    from harness.frameworks import native
+    Tokenizer = native("tokenizers").Tokenizer
     path = Path(path) if path is not None else minilm_dir() / "tokenizer.json"
     kind = file_kind(path)
     if kind == "missing":

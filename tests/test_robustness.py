@@ -335,12 +335,13 @@ def _listing(folder: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("out", ["{tmp}/a_file/out", "/sys/bert2bert_parity_test_out"])
 def test_unwritable_output_exits_2_naming_it(tmp_path, capsys, out):
-    """A folder under a regular file, and one in sysfs: neither can be written, even by root."""
+    """A folder under a regular file, and one in sysfs: neither can be written, even by root (refused
+    before any work: test_an_unusable_out_is_refused_before_any_work)."""
     (tmp_path / "a_file").write_text("not a folder")
     out = out.format(tmp=tmp_path)
     assert main(["init", "--model", "bert", "--size", "tiny", "--out", out]) == 2
     what, fix = _error(capsys)
-    assert what.startswith(f"{out}/model.safetensors: cannot write: ") and "writable" in fix
+    assert what.startswith(f"{out}: cannot") and "writable" in fix
     assert not Path(out).exists()
 
 
@@ -516,6 +517,87 @@ def test_config_json_not_utf8_or_nested_too_deep_exits_2_naming_it(tmp_path, cap
     assert not (tmp_path / "o").exists()
 
 
+def _fd_path(fd: int) -> str:
+    return os.readlink(f"/proc/self/fd/{fd}")
+
+
+@pytest.mark.parametrize("fails", ["model.safetensors", "config.json", "model.ckpt", "plan.json"])
+def test_a_failed_write_leaves_the_whole_earlier_output_set(tmp_path, capsys, monkeypatch, fails):
+    """Hole 3: `expand --framework both` into a folder holding an earlier output, the disk failing
+    while one file of the new set is written: every file is the earlier run's, byte for byte (and
+    a file the run does not write is untouched), no temporary file stays, exit 2 naming the file."""
+    out = tmp_path / "out"
+    argv = ["expand", "--model", "bert", "--src", "tiny", "--dst", "tiny2x", "--framework", "both", "--out", str(out)]
+    assert main(argv + ["--seed", "1"]) == 0
+    (out / "notes.txt").write_text("the user's own file")
+    before = _listing(out)
+    capsys.readouterr()
+    real_fsync = os.fsync
+
+    def failing_fsync(fd):   # the disk fails as the new file is made durable (ENOSPC on a delayed write)
+        if os.path.basename(_fd_path(fd)).startswith(f".{fails}."):
+            raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    assert main(argv + ["--seed", "2"]) == 2
+    what, fix = _error(capsys)
+    assert what == f"{out / fails}: cannot write: No space left on device", what
+    assert _listing(out) == before                 # all the earlier files, nothing new, no temporary file
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert main(argv + ["--seed", "2"]) == 0      # and then the whole new set, the user's file still there
+    after = _listing(out)
+    assert set(after) == set(before) and after["notes.txt"] == before["notes.txt"]
+    assert all(after[name] != before[name] for name in ("model.safetensors", "model.ckpt", "plan.json"))
+
+
+def test_a_disk_full_during_the_ckpt_write_of_both_leaves_the_earlier_set(tmp_path, capsys):
+    """Hole 3 as reported: a full disk (file size limit) during the .ckpt write of `--framework both`."""
+    import errno
+    from harness import writers
+    out = tmp_path / "out"
+    assert main(["init", "--model", "bert", "--size", "tiny", "--seed", "1", "--out", str(out)]) == 0
+    assert main(["expand", "--model", "bert", "--src", "tiny", "--dst", "tiny_w", "--out", str(out)]) == 0
+    before = _listing(out)
+    capsys.readouterr()
+    real = writers._write_all
+
+    def full_in_ckpt(fd, data):
+        if ".model.ckpt." in _fd_path(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+
+    writers._write_all = full_in_ckpt
+    try:
+        code = main(["expand", "--model", "bert", "--src", "tiny", "--dst", "tiny2x", "--seed", "3", "--out", str(out)])
+    finally:
+        writers._write_all = real
+    assert code == 2
+    what, _ = _error(capsys)
+    assert what == f"{out / 'model.ckpt'}: cannot write: No space left on device"
+    assert _listing(out) == before
+
+
+@pytest.mark.parametrize("out", ["{tmp}/a_file", "/dev/null", "{tmp}/a_file/below", "/sys/bert2bert_parity_test_out"],
+                         ids=["file", "dev-null", "under-a-file", "sysfs"])
+@pytest.mark.parametrize("command", ["init", "expand"])
+def test_an_unusable_out_is_refused_before_any_work(tmp_path, capsys, monkeypatch, out, command):
+    """Hole 5: --out was checked only when the first file was written, after load and expand."""
+    from harness import init, pipeline
+    (tmp_path / "a_file").write_text("not a folder")
+    work = []
+    monkeypatch.setattr(pipeline, "load_source", lambda *a, **k: work.append("load") or pytest.fail("loaded"))
+    monkeypatch.setattr(init, "init_state", lambda *a, **k: work.append("init") or pytest.fail("drew weights"))
+    out = out.format(tmp=tmp_path)
+    argv = (["init", "--model", "bert", "--size", "tiny"] if command == "init" else
+            ["expand", "--model", "bert", "--src", "tiny", "--dst", "tiny2x"])
+    assert main(argv + ["--out", out]) == 2
+    what, fix = _error(capsys)
+    assert what.startswith(f"{out}: ") and "--out" in fix, (what, fix)
+    assert work == []
+    assert (tmp_path / "a_file").read_text() == "not a folder" and os.listdir(tmp_path) == ["a_file"]
+
+
 def _ms_crc_ckpt(folder: Path, cfg) -> tuple[Path, dict]:
     """model.ckpt written by MindSpore's own save_checkpoint(..., crc_check=True), config.json beside it."""
     import mindspore
@@ -582,6 +664,31 @@ def test_a_family_mismatch_names_the_config_file(tmp_path, capsys):
     assert what == f"{src / 'config.json'}: the source is a gpt2 model but --model is bert", what
     assert "--model gpt2" in fix
     assert not (tmp_path / "o").exists()
+
+
+def test_a_rename_failing_while_the_set_is_put_in_place_puts_every_earlier_file_back(tmp_path, capsys, monkeypatch):
+    """Hole 3, the last step: the new set's files are renamed into place one by one; if one rename
+    fails, the files already renamed are put back (and a name that had no earlier file is removed)."""
+    out = tmp_path / "out"
+    assert main(["init", "--model", "gpt2", "--size", "tiny", "--framework", "pt", "--seed", "1", "--out", str(out)]) == 0
+    before = _listing(out)                                  # config.json + model.safetensors, no model.ckpt
+    capsys.readouterr()
+    real_replace, renamed = os.replace, []
+
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst).parent == out and not os.path.basename(src).endswith(".old"):
+            renamed.append(Path(dst).name)
+            if len(renamed) == 3:                           # model.safetensors and model.ckpt are in place by now
+                raise OSError(5, "Input/output error")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    assert main(["init", "--model", "gpt2", "--size", "tiny", "--seed", "2", "--out", str(out)]) == 2
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert _listing(out) == before                          # model.ckpt (new name) gone, the rest the earlier bytes
+    what, _ = _error(capsys)
+    assert renamed == ["model.safetensors", "model.ckpt", "config.json"], renamed
+    assert what == f"{out / 'config.json'}: cannot write: Input/output error", what
 
 
 def test_a_mindspore_safetensors_checksum_is_verified_when_present(tmp_path, capsys):
