@@ -224,7 +224,9 @@ class OutputSet:
             discard(probe)
         except OSError as e:
             self._abandon()
-            where = f" ({e.filename})" if e.filename and os.path.abspath(e.filename) != os.path.abspath(folder) else ""
+            inside = e.filename and os.path.abspath(os.path.dirname(e.filename)) == os.path.abspath(folder)
+            where = "" if not e.filename or inside or os.path.abspath(e.filename) == os.path.abspath(folder) \
+                else f" ({e.filename})"                 # a folder above it, not the probe file in it
             raise BadInput(f"{folder}: cannot write there: {e.strerror or e}{where}", fix) from None
         except BaseException:
             self._abandon()
