@@ -11,18 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from harness.core import interrupts  # noqa: E402
 from harness.core.errors import BadInput, one_line  # noqa: E402
 from harness.core.vocab import FRAMEWORKS, METHODS, SAMPLINGS  # noqa: E402
-
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,16 +86,17 @@ def _check_seed(value: int) -> None:
 
 
 def cmd_init(args) -> int:
-    from harness.suite import frameworks
     from harness.core.config import preset
+    from harness.core.formats.writers import staged
     from harness.core.seeded_init import init_state
+    from harness.suite import frameworks
     cfg = preset(args.model, args.size)
     _check_seed(args.seed)
     arrays = init_state(cfg, args.seed)
     for name in _frameworks(args.framework):
         fw = frameworks.load(name)
         path = fw.io.save(args.out, cfg, {k: fw.io.to_tensor(v) for k, v in arrays.items()})
-        print(f"{fw.title}: wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {cfg.n_params():,} params)")
+        print(f"{fw.title}: wrote {path} ({staged(path).stat().st_size / 1e6:.1f} MB, {cfg.n_params():,} params)")
     return 0
 
 
@@ -106,12 +105,13 @@ def cmd_expand(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from harness.suite import frameworks
-    from harness.kinds.growth import pipeline
-    from harness.core.formats.checkpoint import read_config, resolve, write_json
     from harness.core.config import preset
+    from harness.core.formats.checkpoint import read_config, resolve, write_json
+    from harness.core.formats.writers import staged
     from harness.core.plan import build_plan
     from harness.core.recipe import compile_recipes, provenance
+    from harness.kinds.growth import pipeline
+    from harness.suite import frameworks
 
     console = Console(stderr=True)
     _choice(args.method, METHODS, "method")
@@ -133,7 +133,9 @@ def cmd_expand(args) -> int:
     else:
         src_cfg = preset(args.model, args.src)
     if src_cfg.family != args.model:
-        raise BadInput(f"source is a {src_cfg.family} model but --model is {args.model}", "make them agree")
+        where = f"{cfg_path}: the source" if args.src_ckpt is not None and cfg_path is not None else "the source"
+        raise BadInput(f"{where} is a {src_cfg.family} model but --model is {args.model}",
+                       f"pass --model {src_cfg.family}, or a {args.model} source")
     dst_cfg = preset(args.model, args.dst)
 
     start = time.perf_counter()
@@ -146,15 +148,18 @@ def cmd_expand(args) -> int:
         fw = frameworks.load(name)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True, disable=not console.is_terminal) as bar:
-            def stage(text, **kw):   # a bar on a terminal, one line per stage in a log
-                bar.update(task, description=f"{fw.title}: {text}", **kw)
-                if not console.is_terminal:
-                    print(f"{fw.title}: {text}", file=sys.stderr, flush=True)
             task = bar.add_task("", total=None)
+
+            def stage(text, bar=bar, task=task, title=fw.title, **kw):   # a bar on a terminal, a line in a log
+                bar.update(task, description=f"{title}: {text}", **kw)
+                if not console.is_terminal:
+                    print(f"{title}: {text}", file=sys.stderr, flush=True)
             stage("loading source")
             src_state, load_s = pipeline.load_source(name, src_cfg, args.src_ckpt, args.seed, args.allow_nonfinite)
             stage(f"expanding {len(recipes)} tensors", total=len(recipes), completed=0)
-            result = pipeline.expand(name, recipes, src_state, on_tensor=lambda _: bar.advance(task),
+            def advance(_name, bar=bar, task=task):
+                bar.advance(task)
+            result = pipeline.expand(name, recipes, src_state, on_tensor=advance,
                                      executor=args.ms_executor if name == "ms" else None)
             if result.executor_note:
                 print(f"{fw.title}: {result.executor_note}", file=sys.stderr, flush=True)
@@ -175,7 +180,7 @@ def cmd_expand(args) -> int:
         table.add_column(col, justify="right" if col.endswith(("s", "MB")) else "left")
     for title, seconds, path, executor in rows:
         table.add_row(title, executor, *(f"{seconds[key]:.2f}" for key in columns.values()),
-                      str(path), f"{path.stat().st_size / 1e6:.1f}")
+                      str(path), f"{staged(path).stat().st_size / 1e6:.1f}")
     out = Console()
     if not out.is_terminal:   # a log or a pipe: the whole table, never cut to rich's default 80 columns
         out = Console(width=Console(width=1 << 16).measure(table).maximum)
@@ -187,8 +192,8 @@ def cmd_expand(args) -> int:
 def cmd_infer(args) -> int:
     import numpy as np
 
-    from harness.suite import frameworks
     from harness.core.formats.checkpoint import load_checkpoint, resolve
+    from harness.suite import frameworks
     from harness.suite.tokenizer import load_tokenizer, minilm_dir
 
     fw = frameworks.load(_choice(args.framework, FRAMEWORKS, "framework"))
@@ -209,7 +214,8 @@ def cmd_infer(args) -> int:
     out = fw.models.run_forward(model, ids, np.ones_like(ids))
     emb = out["last_hidden_state"][0].mean(axis=0)
     print(f"model: {cfg.family}, hidden {cfg.hidden}, layers {cfg.layers}, from {weights} ({fw.title})")
-    print(f"tokenizer: {tok_path}" + ("" if tok_path == own or args.tokenizer else " (MiniLM's; the checkpoint has none)"))
+    whose = "" if tok_path == own or args.tokenizer else " (MiniLM's; the checkpoint has none)"
+    print(f"tokenizer: {tok_path}{whose}")
     print(f"tokens: {ids.shape[1]}  ids: {ids[0].tolist()}")
     print(f"sentence embedding (mean of last hidden state over tokens): shape {emb.shape}, "
           f"L2 norm {np.linalg.norm(emb):.6f}")
@@ -217,12 +223,7 @@ def cmd_infer(args) -> int:
     return 0
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so the same cleanup runs."""
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated()
+Terminated = interrupts.Terminated   # SIGTERM, raised like Ctrl-C so the same cleanup runs
 
 
 def _print_error(what: str, fix: str = "") -> None:
@@ -231,34 +232,63 @@ def _print_error(what: str, fix: str = "") -> None:
         print(f"  fix: {one_line(fix)}", file=sys.stderr)
 
 
+def report_interrupt(e: KeyboardInterrupt) -> int:
+    """Remove this process's temporary files, print the interrupt's two lines, return 130 / 143."""
+    from harness.core.formats.writers import discard_live
+    discard_live()   # also a file created just before its writer's `with` began
+    name, code = interrupts.describe(e)
+    _print_error(f"interrupted ({name}): temporary files removed; no partial file was left under a final "
+                 "name (files completed before the interrupt are whole)",
+                 "rerun the same command: it writes the same files")
+    return code
+
+
+def _interrupt_in(e: BaseException) -> KeyboardInterrupt | None:
+    """The interrupt an exception was raised from (a C extension's import turns a KeyboardInterrupt
+    into ImportError("initialization failed") with the interrupt as its cause), else None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _output(args):
+    """The output folder of init / expand, checked before any work and changed as one unit
+    (harness.core.formats.writers.OutputSet); nothing for infer."""
+    from contextlib import nullcontext
+    if getattr(args, "out", None) is None:
+        return nullcontext()
+    from harness.core.formats.writers import OutputSet
+    return OutputSet(args.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from harness.commands import compare, convert
     handler = {"init": cmd_init, "expand": cmd_expand, "infer": cmd_infer,
                "compare": compare.run, "convert": convert.run}[args.command]
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _in_main_thread() else None
+    previous = interrupts.install()   # signals held (recorded) outside the command's own work
     try:
-        return handler(args)
+        with interrupts.released(), _output(args):
+            return handler(args)
     except BadInput as e:
         _print_error(e.what, e.fix)
         return e.exit_code
     except KeyboardInterrupt as e:
-        from harness.core.formats.writers import discard_live
-        discard_live()   # also a file created just before its writer's `with` began
-        name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("SIGINT", 130)
-        _print_error(f"interrupted ({name}): temporary files removed; no partial file was left under a final "
-                     "name (files completed before the interrupt are whole)",
-                     "rerun the same command: it writes the same files")
-        return code
+        return report_interrupt(e)
     except Exception as e:  # a bug, not bad input: keep the traceback for the report
+        interrupted = _interrupt_in(e)
+        if interrupted is not None:
+            return report_interrupt(interrupted)
         traceback.print_exc()
         _print_error(f"internal error: {type(e).__name__}: {e}",
                      "this is a bug in the tool; report it with the command line and the traceback above")
         return 3
     finally:
         if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+            interrupts.restore(previous)
 
 
-def _in_main_thread() -> bool:   # signal handlers can only be set there
-    return threading.current_thread() is threading.main_thread()

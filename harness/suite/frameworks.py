@@ -4,11 +4,13 @@ reader (or an IDE) can follow a call from the suite into models_pt / models_ms."
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 
+from harness.core import interrupts
 from harness.core.errors import BadInput
 from harness.core.vocab import FRAMEWORKS, TITLES
 
@@ -60,11 +62,12 @@ def check_framework(name: str) -> str:
 
 def load(name: str) -> Framework:
     """The tree of framework `name` (models_pt or models_ms), imported now if it was not."""
-    if check_framework(name) == "pt":
-        import models_pt as models
-        from models_pt import distill, expand, io
-    else:
-        import models_ms as models
-        from models_ms import distill, expand, io
+    with interrupts.held():   # a signal inside a framework's native import is acted on after it
+        if check_framework(name) == "pt":
+            import models_pt as models
+            from models_pt import distill, expand, io
+        else:
+            import models_ms as models
+            from models_ms import distill, expand, io
     return Framework(name=name, title=TITLES[name], models=cast(Models, models), io=cast(IO, io),
                      expand=cast(Expander, expand), distill=cast(Distill, distill))
