@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.core.formats.writers import staged
 from harness.core.naming.convert import FORMATS, TARGETS
 
 
@@ -36,7 +37,7 @@ def run(args) -> int:
         print(f"  ignored {name}: {reason}")
     print(f"wrote {done.weights}: {done.n_tensors} tensors as {done.target.label}"
           + (f" (prefix {done.target.write_prefix!r})" if done.target.write_prefix else "")
-          + f", {done.weights.stat().st_size / 1e6:.1f} MB")
+          + f", {staged(done.weights).stat().st_size / 1e6:.1f} MB")
     print(f"wrote {done.config}" if done.config else "no config.json written (none beside SRC; --config / --size)")
     return 0
 
