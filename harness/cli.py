@@ -87,7 +87,7 @@ def _check_seed(value: int) -> None:
 
 def cmd_init(args) -> int:
     from harness.core.config import preset
-    from harness.core.formats.writers import staged
+    from harness.core.formats.atomic import staged
     from harness.core.seeded_init import init_state
     from harness.suite import frameworks
     cfg = preset(args.model, args.size)
@@ -106,8 +106,8 @@ def cmd_expand(args) -> int:
     from rich.table import Table
 
     from harness.core.config import preset
+    from harness.core.formats.atomic import staged
     from harness.core.formats.checkpoint import read_config, resolve, write_json
-    from harness.core.formats.writers import staged
     from harness.core.plan import build_plan
     from harness.core.recipe import compile_recipes, provenance
     from harness.kinds.growth import pipeline
@@ -234,7 +234,7 @@ def _print_error(what: str, fix: str = "") -> None:
 
 def report_interrupt(e: KeyboardInterrupt) -> int:
     """Remove this process's temporary files, print the interrupt's two lines, return 130 / 143."""
-    from harness.core.formats.writers import discard_live
+    from harness.core.formats.atomic import discard_live
     discard_live()   # also a file created just before its writer's `with` began
     name, code = interrupts.describe(e)
     _print_error(f"interrupted ({name}): temporary files removed; no partial file was left under a final "
@@ -257,11 +257,11 @@ def _interrupt_in(e: BaseException) -> KeyboardInterrupt | None:
 
 def _output(args):
     """The output folder of init / expand, checked before any work and changed as one unit
-    (harness.core.formats.writers.OutputSet); nothing for infer."""
+    (harness.core.formats.atomic.OutputSet); nothing for infer."""
     from contextlib import nullcontext
     if getattr(args, "out", None) is None:
         return nullcontext()
-    from harness.core.formats.writers import OutputSet
+    from harness.core.formats.atomic import OutputSet
     return OutputSet(args.out)
 
 

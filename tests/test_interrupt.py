@@ -6,7 +6,7 @@ framework, interrupted while saving). The phase is detected, never guessed by a 
 the test polls for the writer's temporary file (or reads the stage line on stderr),
 freezes the child with SIGSTOP (mid-save: checks the temporary file is its own), then sends
 the signal and SIGCONT. After every interruption no partial file carries a final name (and no
-file of an unfinished run does: the output folder changes as one set, harness.core.formats.writers.OutputSet);
+file of an unfinished run does: the output folder changes as one set, harness.core.formats.atomic.OutputSet);
 a rerun succeeds and writes the same bytes. (Byte-identical reruns of complete runs: test_robustness.)
 """
 import os

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.core.formats.writers import staged
+from harness.core.formats.atomic import staged
 from harness.core.naming.convert import FORMATS, TARGETS
 
 

@@ -7,7 +7,7 @@ Everywhere else, and inside `held` sections within the work, a signal is only re
 - framework imports: a KeyboardInterrupt inside `import mindspore` leaves MindSpore half
   initialised (ImportError "initialization failed", or "Fatal Python error: PyThreadState_Get"
   at exit, return code -6);
-- the renames that put an output set in place (harness.core.formats.writers.OutputSet);
+- the renames that put an output set in place (harness.core.formats.atomic.OutputSet);
 - error reporting, and the end of the process (`finish`: exit handlers, then os._exit, so no
   signal can meet the interpreter's own teardown, where Python has put the default handlers
   back and a signal kills the process: return code -2 / -15).

@@ -19,7 +19,8 @@ import numpy as np
 from harness.core.config import ModelConfig
 from harness.core.errors import BadInput, file_kind, one_line
 from harness.core.families import IGNORED_BUFFERS, param_shapes
-from harness.core.formats.writers import CkptStream, SafetensorsStream, as_bad_input, commit, discard, temp_beside
+from harness.core.formats.atomic import as_bad_input, commit, discard, temp_beside
+from harness.core.formats.writers import CkptStream, SafetensorsStream
 
 SAFETENSORS_NAME = "model.safetensors"
 CKPT_NAME = "model.ckpt"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.core.config import ModelConfig
-from harness.core.formats.writers import staged
+from harness.core.formats.atomic import staged
 from harness.core.seeded_init import init_state
 from harness.suite import frameworks
 
