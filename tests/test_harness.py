@@ -297,7 +297,8 @@ def test_size_fails_for_a_file_missing_bytes_or_bloated():
 def test_a_case_that_failed_before_any_row_is_in_its_kinds_summary():
     """A runner that crashes before measuring leaves only its "run" row, stamped with its kind by
     `guarded`; each kind's summary lists that case, as failed."""
-    ids = {"growth": load_cases()[0].id, "distill": "tinybert_gd_step", "inference": "gpt2_tiny_text_onnx"}
+    ids = {"growth": load_cases()[0].id, "distill": "tinybert_gd_step", "inference": "gpt2_tiny_text_onnx",
+           "train": "gpt2_tiny_clm"}
     rows = []
     for kind, cid in ids.items():
         def crash(_rows):
