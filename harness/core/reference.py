@@ -19,7 +19,7 @@ from harness.core.errors import BadInput
 from harness.core.families import layer_prefix, param_shapes
 from harness.core.plan import GrowthPlan, counts
 from harness.core.reference_lossless import reference_lossless
-from harness.core.steps import apply_steps
+from harness.core.steps import apply_steps, constant
 from harness.core.vocab import LOSSLESS
 
 
@@ -37,7 +37,7 @@ def execute_recipes_numpy(recipes, src_state: dict[str, np.ndarray]) -> dict[str
             out[r.name] = out[r.same_as].copy()
             continue
         if r.fill is not None:
-            out[r.name] = np.full(r.shape, r.fill, dtype=np.float32)
+            out[r.name] = constant(r.shape, r.fill)
             continue
         xs = [np.asarray(src_state[s]) for s in r.sources]
         x = xs[0] if len(xs) == 1 else np.concatenate(xs, axis=r.cat_axis)

@@ -71,6 +71,11 @@ def new_block(step: Append, shape: tuple[int, ...]) -> np.ndarray:
     raise ValueError(f"a {step.kind!r} block is computed from the tensor, not drawn")
 
 
+def constant(shape: tuple[int, ...], value: float) -> np.ndarray:
+    """A recipe's constant tensor (float32); zeros lazily allocated (an inserted block's zero output)."""
+    return np.zeros(shape, np.float32) if value == 0 else np.full(shape, value, dtype=np.float32)
+
+
 def divisor(n: int, ndim: int) -> np.ndarray:
     """float32(n), shaped to broadcast over a tensor of ndim axes: the mean's one division."""
     return np.full((1,) * ndim, n, dtype=np.float32)
