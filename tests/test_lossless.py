@@ -259,6 +259,24 @@ def test_bert_widening_to_no_multiple_is_refused_naming_the_sizes_and_what_works
             build_plan(preset("bert", src), preset("bert", dst), "lossless", "balanced")
 
 
+@pytest.mark.parametrize("d,D", [(512, 768), (768, 1024), (1024, 1280), (1280, 1600)])
+def test_lossless_takes_the_seed_widths_gpt2_and_refuses_them_for_bert(d, D):
+    """The issue's widths (none a multiple), heads of 64 and FFN 4 x hidden, depth 2 -> 3: GPT-2 compiles
+    to the target's every tensor; BERT is refused before any work."""
+    from harness.core.families import param_shapes
+    for family in ("gpt2", "bert"):
+        base = preset(family, "tiny")
+        src = dataclasses.replace(base, hidden=d, heads=d // 64, ffn=4 * d, layers=2, name=f"{d}")
+        dst = dataclasses.replace(base, hidden=D, heads=D // 64, ffn=4 * D, layers=3, name=f"{D}")
+        if family == "bert":
+            with pytest.raises(BadInput, match=f"{d} -> {D} is not"):
+                build_plan(src, dst, "lossless", "balanced")
+            continue
+        plan = build_plan(src, dst, "lossless", "paper")
+        recipes = compile_recipes(plan)   # each recipe checks its result shape against the target's
+        assert [r.name for r in recipes] == list(param_shapes(plan.dst)) and plan.dst.eps == 1e-5 * d / D
+
+
 def test_lossless_plan_scales_eps_keeps_runs_together_and_round_trips():
     from harness.core.plan import GrowthPlan
     src, dst = preset("gpt2", "tiny"), preset("gpt2", "tiny_wd")
