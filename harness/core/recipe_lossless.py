@@ -66,25 +66,25 @@ def _grow(plan: GrowthPlan, name: str, source: str, tensor: str, layer: int | No
         return Append(axis, "normal", size, plan.fill_seed(layer, tensor, axis), src.initializer_range)
 
     if _norm_of(src.family, tensor):
-        if k and (not mean_stream or tensor.endswith(".weight")):
+        if k and mean_stream and not tensor.endswith(".weight"):   # pre-LN bias: new coordinates output 0
+            steps.append(Append(0, "zeros", k))
+        elif k:                                # copied by g_h; a pre-LN weight also times sqrt(d / D)
             index[0] = _readonly(plan.hidden_map)
             texts.append("by g_h")
-        if k and mean_stream and tensor.endswith(".weight"):
-            divisor, div_axis = _readonly(np.full(src.hidden, np.sqrt(dst.hidden / src.hidden), np.float32)), 0
-            texts.append(f"/ sqrt({dst.hidden}/{src.hidden}) (LayerNorm over the wider stream)")
-        elif k and mean_stream:
-            steps.append(Append(0, "zeros", k))
+            if mean_stream:
+                divisor, div_axis = _readonly(np.full(src.hidden, np.sqrt(dst.hidden / src.hidden), np.float32)), 0
+                texts.append(f"/ sqrt({dst.hidden}/{src.hidden}) (LayerNorm over the wider stream)")
     else:
         for a, ax in enumerate(axes):          # the stream axis first
             if ax is None or ax.label != "g_h" or not k:
                 continue
-            if not mean_stream and not ax.divide:
-                index[a] = _readonly(plan.hidden_map)
-                texts.append(f"{'rows' if a == 0 and ndim == 2 else 'cols' if ndim == 2 else 'by'}: g_h")
-            elif not mean_stream:
-                steps.append(Append(a, "zeros", k))
-            else:
+            if mean_stream:                    # writers append the mean, readers seeded rows
                 steps.append(normal(a, k) if ax.divide else Append(a, "mean", k))
+            elif ax.divide:                    # copies: readers read the copies with zero weights
+                steps.append(Append(a, "zeros", k))
+            else:                              # copies: writers write them by g_h
+                index[a] = _readonly(plan.hidden_map)
+                texts.append(f"{('rows', 'cols')[a] if ndim == 2 else 'by'}: g_h")
         for a, ax in enumerate(axes):          # then the units' axis
             if ax is None or ax.label == "g_h" or len(ax.g) == ax.n:
                 continue
