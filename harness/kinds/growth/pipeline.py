@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from harness.suite import frameworks
 from harness.core.config import ModelConfig
 from harness.core.seeded_init import init_state
-from harness.suite import frameworks
-
 
 @dataclasses.dataclass
 class GrowResult:
