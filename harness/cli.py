@@ -43,11 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--framework", default="both", help="pt (HF folder) | ms (.ckpt) | both (default)")
     init.add_argument("--out", required=True, type=Path, help="output folder")
 
-    ex = sub.add_parser("expand", help="grow a model with bert2BERT FPI / AKI (width and depth)")
+    ex = sub.add_parser("expand", help="grow a model with bert2BERT FPI / AKI, or losslessly (width and depth)")
     ex.add_argument("--model", required=True, help="bert | gpt2")
     ex.add_argument("--src", help="source preset (default: the config.json of --src-ckpt)")
     ex.add_argument("--dst", required=True, help="target preset")
-    ex.add_argument("--method", default="fpi", help="fpi | aki (default fpi)")
+    ex.add_argument("--method", default="fpi", help="fpi | aki | lossless (default fpi; lossless: "
+                    "docs/lossless.md, GPT-2 at any larger size, BERT where post-LN allows)")
     ex.add_argument("--sampling", default="paper", help="paper | balanced (default paper)")
     ex.add_argument("--framework", default="both", help="pt | ms | both (default)")
     ex.add_argument("--src-ckpt", type=Path, help="source checkpoint (folder, .safetensors, .ckpt, .bin); "
@@ -142,6 +143,7 @@ def cmd_expand(args) -> int:
     plan = build_plan(src_cfg, dst_cfg, args.method, args.sampling, args.seed)
     recipes = compile_recipes(plan)
     plan_seconds = time.perf_counter() - start
+    dst_cfg = plan.dst   # as grown: a lossless GPT-2 target's LayerNorm eps is scaled (harness.core.lossless)
 
     rows = []
     for name in fws:

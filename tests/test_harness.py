@@ -62,6 +62,9 @@ ROW = 'family = "bert"\nsrc = "tiny"\ndst = "tiny_w"\nmethod = "fpi"\n'
     (ROW + "exact = true\n", ["case #1", "'exact'", "hidden 64 -> 96 is not a multiple"]),
     (ROW.replace('"tiny_w"', '"tiny2x"') + "exact = true\n", ["case #1", "'exact'", "paper sampling"]),
     (ROW.replace('"tiny_w"', '"tiny"').replace('"tiny"\nd', '"tiny_w"\nd', 1), ["case #1", "shrinks"]),
+    (ROW.replace('"fpi"', '"lossless"') + 'sampling = "balanced"\n', ["case #1", "64 -> 96", "multiple"]),
+    (ROW.replace('"bert"', '"gpt2"').replace('"fpi"', '"lossless"') + "exact = false\n",
+     ["case #1", "'exact'", "lossless case is exact by its method"]),
 ])
 def test_malformed_cases_toml_names_file_row_and_key(tmp_path, row, words, expect_bad_input):
     path = _write(tmp_path, "cases.toml", "[[case]]\n" + row)

@@ -1,6 +1,6 @@
 """The growth kind's comparisons, on plain numpy data (public: planted-fault tests call them with
-perturbed data): grown parameters by name, outputs and hidden states, preservation of the
-source's function, file sizes, and the kernel executor against the framework's own ops."""
+perturbed data): grown parameters by name, outputs and hidden states, file sizes, and the kernel
+executor against the framework's own ops (preservation of the source's function: preservation.py)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -9,9 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from harness.core import families
-from harness.core.plan import GrowthPlan
-from harness.core.vocab import TITLES
-from harness.kinds.growth.cases import Case
 from harness.suite import frameworks
 from harness.suite.metrics import cosine, max_abs, relative, ulp_distance
 from harness.suite.rows import Row, first_and_worst, limited, names_rows, row
@@ -78,28 +75,6 @@ def compare_outputs(case_id: str, family: str, ref: dict, got: dict, unpadded: n
     rows.append(row(case_id, "layers", "worst.relative", by_name[worst], limit,
                      f"first layer over limit: {first}; worst: {worst} ({by_name[worst]:.3g}) "
                      f"of {len(names)} hidden states" + why))
-    return rows
-
-
-def compare_preservation(case: Case, plan: GrowthPlan, framework: str, grown: dict, source: dict,
-                         unpadded: np.ndarray, tol: Tolerances) -> list[Row]:
-    """Grown vs source model of one framework on the same ids. BERT: grown hidden unit i
-    against source unit g_h(i) (FPI copies coordinates by the hidden map); GPT-2: logits."""
-    title = TITLES[framework]
-    if case.exact:
-        limit, why = limited(tol, case.id, "preservation", "relative")
-        note = "exact growth: gated" + why
-    else:
-        limit, note = None, f"approximate growth ({case.method}/{case.sampling}, {plan.src.layers}->" \
-                            f"{plan.dst.layers} layers): reported, not gated"
-    rows = []
-    for name in families.get(case.family).PRESERVED_OUTPUTS:
-        s = source[name] if name == "logits" else source[name][..., plan.hidden_map]
-        g, s = _select(name, grown[name], unpadded), _select(name, s, unpadded)
-        detail = f"{title} grown vs {title} source, {name}" + ("" if name == "logits" else " by g_h")
-        rows.append(row(case.id, "preservation", f"{framework}.{name}.relative", relative(g, s), limit,
-                         f"{detail}; {note}"))
-        rows.append(row(case.id, "preservation", f"{framework}.{name}.cosine", cosine(g, s), None, detail))
     return rows
 
 
