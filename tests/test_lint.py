@@ -58,7 +58,8 @@ def _layered_tree(root: Path, core_imports: str) -> None:
         for key, value in contract.items():
             if key in ("id", "name", "type"):
                 continue
-            text += f"{key} =\n" + "".join(f"    {v}\n" for v in value) if isinstance(value, list) else f"{key} = {value}\n"
+            values = value if isinstance(value, list) else [value]
+            text += f"{key} =\n" + "".join(f"    {v}\n" for v in values)
     (root / ".importlinter").write_text(text)   # the project's contracts, in import-linter's ini form
 
 
