@@ -13,7 +13,6 @@ its tied head. The id says what it is, with underscores so that `pytest -k` sele
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 from harness.core.config import ModelConfig
@@ -21,7 +20,7 @@ from harness.core.errors import BadInput
 from harness.core.optim import TrainSetup
 from harness.core.paths import CASES_DIR
 from harness.core.vocab import WEIGHTS
-from harness.suite.case_table import check_id_keys, check_keys, id_tail, load_case_table
+from harness.suite.case_table import check_id_keys, check_keys, id_tail, load_case_table, number
 
 TRAIN_TOML = CASES_DIR / "train.toml"
 MS_MODES = ("jit", "pynative")   # MindSpore's step: compiled by ms.jit, or eager
@@ -73,14 +72,6 @@ class TrainCase:
                 f"wd {self.setup.weight_decay:g}, clip {self.setup.clip:g}, MindSpore {self.ms_mode}")
 
 
-def _number(row: dict, key: str, where: str, default: float, zero_ok: bool = True) -> float:
-    value = float(row.get(key, default))
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
-        raise BadInput(f"{where}: key {key!r} must be a {'non-negative' if zero_ok else 'positive'} number, "
-                       f"got {row[key]!r}", f"e.g. {key} = {default}")
-    return value
-
-
 def _count(row: dict, key: str, where: str, default: int) -> int:
     value = row.get(key, default)
     if value < 1:
@@ -120,9 +111,10 @@ def _check_row(row: object, where: str, presets: dict) -> TrainCase:
         raise BadInput(f"{where}: key 'family': unknown family {row['family']!r}", f"use one of: {', '.join(presets)}")
     model, grown, cfg, weights = _model(row, where, presets)
     steps = _count(row, "steps", where, 200)
-    setup = TrainSetup(steps=steps, lr=_number(row, "lr", where, 1e-3, zero_ok=False),
+    setup = TrainSetup(steps=steps, lr=number(row, "lr", where, 1e-3),
                        warmup=row.get("warmup", max(1, steps // 10)),
-                       weight_decay=_number(row, "weight_decay", where, 0.01), clip=_number(row, "clip", where, 1.0))
+                       weight_decay=number(row, "weight_decay", where, 0.01, zero_ok=True),
+                       clip=number(row, "clip", where, 1.0, zero_ok=True))
     if not 0 <= setup.warmup <= steps:
         raise BadInput(f"{where}: key 'warmup' must be in 0..{steps} (steps)", f"e.g. warmup = {max(1, steps // 10)}")
     length = _count(row, "length", where, 32)
