@@ -122,6 +122,13 @@ def _on_ms(change):
     return lambda run, value: change(value) if run == "ms" else None
 
 
+@pytest.fixture
+def fault_reports(monkeypatch, tmp_path):
+    """A planted-fault run writes its curves and plot under tmp_path, never over the real case's in reports/."""
+    monkeypatch.setenv("PARITY_REPORTS", str(tmp_path))
+    return tmp_path / "train"
+
+
 def _run(hooks, case=None):
     case = case or _short()
     rows = run_train_case(case, tolerances=load_tolerances(), hooks=hooks)
@@ -132,7 +139,7 @@ def _failed(by_metric):
     return {k for k, r in by_metric.items() if r.status == "fail"}
 
 
-def test_schedule_one_step_late_on_one_side_is_caught_at_step_one():
+def test_schedule_one_step_late_on_one_side_is_caught_at_step_one(fault_reports):
     late = _on_ms(lambda lrs: np.concatenate([[0.0], lrs[:-1]]).astype(np.float32))
     case, got, rows = _run(TrainHooks(lrs=late))
     assert got[("lr", "worst.relative")].status == "fail"
@@ -141,7 +148,7 @@ def test_schedule_one_step_late_on_one_side_is_caught_at_step_one():
     print(failure_message(case.id, "lr", rows))
 
 
-def test_clipping_on_one_side_only_is_caught_and_named():
+def test_clipping_on_one_side_only_is_caught_and_named(fault_reports):
     case, got, rows = _run(TrainHooks(setup=_on_ms(lambda s: dataclasses.replace(s, clip=0.0))))
     assert "SETUPS DIFFER" in got[("train_loss", "first.relative")].detail and "clip: 0.0 vs 1.0" in \
         got[("train_loss", "first.relative")].detail
@@ -150,7 +157,7 @@ def test_clipping_on_one_side_only_is_caught_and_named():
     print(failure_message(case.id, "train_params", rows))
 
 
-def test_adam_eps_1e8_on_one_side_is_caught_at_step_one_with_its_tensor():
+def test_adam_eps_1e8_on_one_side_is_caught_at_step_one_with_its_tensor(fault_reports):
     case, got, rows = _run(TrainHooks(setup=_on_ms(lambda s: dataclasses.replace(s, eps=1e-8))))
     step1 = got[("train_params", "step1.relative")]
     assert step1.status == "fail" and "first over limit (model order): transformer." in step1.detail
@@ -158,7 +165,7 @@ def test_adam_eps_1e8_on_one_side_is_caught_at_step_one_with_its_tensor():
     print(failure_message(case.id, "train_params", rows))
 
 
-def test_weight_decay_on_layernorm_and_bias_on_one_side_is_caught_and_names_a_norm_or_bias():
+def test_weight_decay_on_layernorm_and_bias_on_one_side_is_caught_and_names_a_norm_or_bias(fault_reports):
     case = _short()
     case = dataclasses.replace(case, setup=dataclasses.replace(case.setup, weight_decay=0.1))
     case, got, rows = _run(TrainHooks(setup=_on_ms(lambda s: dataclasses.replace(s, exempt_norms_and_biases=False))),
