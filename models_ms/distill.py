@@ -12,17 +12,23 @@ map g is data (setup.layer_map[m - 1] = g(m), teacher layers counted from 1, g(0
   -softmax(teacher / T) * log_softmax(student / T).
 An MSE is the mean over every element, padded positions included (nn.MSELoss, as TinyBERT).
 The step differentiates "total", the sum of the terms in the order above.
+
+Multi-step distillation (DistillTrainer) loops the same terms over numpy batches with the train
+cases' optimizer (models_*/train.py: global-norm clipping, AdamWeightDecay at a scheduled lr).
 """
 import numpy as np
 
 # mirror: framework
 import mindspore as ms
-from mindspore import nn, ops
+from mindspore import Tensor, nn, ops
+
+from harness.core.errors import BadInput
+from harness.core.optim import decays as train_decays
 # mirror: end
 
-from harness.core.distill_step import decays
+from harness.core.distill_step import decays, term_names
 
-from . import _from_numpy, _parameters, _to_numpy, model_state
+from . import _from_numpy, _parameters, _to_numpy, load_numpy_state, model_state, train
 from .bert import BertModel
 from .layers import Linear
 
@@ -134,3 +140,75 @@ def distill_step(teacher, student, input_ids, attention_mask, setup):
     grads_np = {name: _to_numpy(g).copy() for name, g in grads.items()}
     AdamWeightDecay(_parameters(student), setup).step(grads)
     return losses, grads_np, {name: a.copy() for name, a in model_state(student).items()}
+
+
+def distill_models(teacher_cfg, student_cfg, num_labels, teacher_state, student_state, dtype="float32"):
+    """(frozen teacher, student with fit_dense) from numpy states (the student's copied: the steps
+    write into it), in dtype (float64: the judge of the multi-step cases, PyTorch only)."""
+    teacher = BertForSequenceClassification(teacher_cfg, num_labels)
+    load_numpy_state(teacher, teacher_state)
+    student = TinyBertForSequenceClassification(student_cfg, num_labels, teacher_cfg.hidden)
+    load_numpy_state(student, {name: a.copy() for name, a in student_state.items()})
+    # mirror: framework
+    if dtype == "float64":
+        raise BadInput("the float64 judge runs in PyTorch", "distil MindSpore in float32")
+    # mirror: end
+    return teacher, student
+
+
+# mirror: framework
+class DistillTrainStep(nn.Cell):
+    """One step as a cell: the frozen teacher's forward, the loss terms, gradients of their total
+    (teacher outputs held constant), the global norm, MindSpore's own ops.clip_by_global_norm and
+    nn.AdamWeightDecay with the schedule as its dynamic learning rate (as models_ms/train.py)."""
+
+    def __init__(self, teacher, student, setup, train_setup, lrs):
+        super().__init__(auto_prefix=False)
+        self.teacher, self.student, self.setup, self.clip = teacher, student, setup, float(train_setup.clip)
+        params = _parameters(student)
+        for name, p in params.items():
+            p.name = name  # the optimizer names its moments after the parameters: they must be unique
+        for name, p in _parameters(teacher).items():
+            p.name = "teacher." + name
+            p.requires_grad = False
+        groups = [{"params": [p for n, p in params.items() if train_decays(n, train_setup)],
+                   "weight_decay": train_setup.weight_decay},
+                  {"params": [p for n, p in params.items() if not train_decays(n, train_setup)], "weight_decay": 0.0},
+                  {"order_params": list(params.values())}]
+        groups = [g for g in groups if g.get("params", True)]  # a group may be empty (no exemptions)
+        self.lrs = Tensor(np.asarray(lrs, dtype=np.float32))
+        self.optimizer = nn.AdamWeightDecay(groups, learning_rate=self.lrs, beta1=train_setup.beta1,
+                                            beta2=train_setup.beta2, eps=train_setup.eps)
+        self.grad_fn = ms.value_and_grad(self.total_and_terms, None, self.optimizer.parameters, has_aux=True)
+
+    def total_and_terms(self, teacher_out, input_ids, attention_mask):
+        losses = distill_losses(self.student, teacher_out, input_ids, attention_mask, self.setup)
+        return losses["total"], tuple(losses.values())  # only the first output is differentiated
+
+    def construct(self, input_ids, attention_mask):
+        teacher_out = self.teacher(input_ids, attention_mask)  # outside grad_fn: the teacher is frozen
+        (_, terms), grads = self.grad_fn(teacher_out, input_ids, attention_mask)
+        norm = train.global_norm(grads)
+        if self.clip > 0:
+            grads = ops.clip_by_global_norm(grads, self.clip)
+        lr = self.lrs[self.optimizer.global_step]
+        self.optimizer(grads)
+        return terms, norm, lr
+
+
+class DistillTrainer:
+    """Steps of distillation: PyNative, or compiled (`compiled=True`: the whole step under ms.jit)."""
+
+    def __init__(self, teacher, student, setup, train_setup, lrs, compiled=False):
+        self.train_step = DistillTrainStep(teacher, student, setup, train_setup, lrs)
+        self.run = ms.jit(self.train_step.construct) if compiled else self.train_step
+        self.names = term_names(setup)
+
+    def step(self, input_ids, attention_mask):
+        """-> ({term: loss}, global gradient norm before clipping, lr applied)."""
+        ids = Tensor(np.asarray(input_ids, dtype=np.int64))
+        mask = Tensor(np.asarray(attention_mask, dtype=np.float32))
+        terms, norm, lr = self.run(ids, mask)
+        return ({name: float(v) for name, v in zip(self.names, terms, strict=True)}, float(norm),
+                float(lr.reshape(-1)[0]))
+# mirror: end

@@ -12,6 +12,9 @@ map g is data (setup.layer_map[m - 1] = g(m), teacher layers counted from 1, g(0
   -softmax(teacher / T) * log_softmax(student / T).
 An MSE is the mean over every element, padded positions included (nn.MSELoss, as TinyBERT).
 The step differentiates "total", the sum of the terms in the order above.
+
+Multi-step distillation (DistillTrainer) loops the same terms over numpy batches with the train
+cases' optimizer (models_*/train.py: global-norm clipping, AdamWeightDecay at a scheduled lr).
 """
 import numpy as np
 
@@ -20,9 +23,9 @@ import torch
 from torch import nn
 # mirror: end
 
-from harness.core.distill_step import decays
+from harness.core.distill_step import decays, term_names
 
-from . import _from_numpy, _parameters, _to_numpy, model_state
+from . import _from_numpy, _parameters, _to_numpy, load_numpy_state, model_state, train
 from .bert import BertModel
 from .layers import Linear
 
@@ -144,3 +147,50 @@ def distill_step(teacher, student, input_ids, attention_mask, setup):
     grads_np = {name: _to_numpy(g).copy() for name, g in grads.items()}
     AdamWeightDecay(_parameters(student), setup).step(grads)
     return losses, grads_np, {name: a.copy() for name, a in model_state(student).items()}
+
+
+def distill_models(teacher_cfg, student_cfg, num_labels, teacher_state, student_state, dtype="float32"):
+    """(frozen teacher, student with fit_dense) from numpy states (the student's copied: the steps
+    write into it), in dtype (float64: the judge of the multi-step cases, PyTorch only)."""
+    teacher = BertForSequenceClassification(teacher_cfg, num_labels)
+    load_numpy_state(teacher, teacher_state)
+    student = TinyBertForSequenceClassification(student_cfg, num_labels, teacher_cfg.hidden)
+    load_numpy_state(student, {name: a.copy() for name, a in student_state.items()})
+    # mirror: framework
+    if dtype == "float64":
+        teacher.double()
+        student.double()
+    # mirror: end
+    return teacher, student
+
+
+# mirror: framework
+class DistillTrainer:
+    """Steps of distillation: the frozen teacher's forward, the student's loss terms, gradients of
+    their total, global-norm clipping and AdamWeightDecay at the scheduled lr (models_pt/train.py's
+    rule, in the parameters' dtype); eager PyTorch (`compiled` is MindSpore's option)."""
+
+    def __init__(self, teacher, student, setup, train_setup, lrs, compiled=False):
+        self.teacher, self.student, self.setup, self.clip = teacher, student, setup, train_setup.clip
+        self.params = _parameters(student)
+        self.dtype = next(iter(self.params.values())).dtype
+        self.lrs = torch.tensor(np.asarray(lrs), dtype=self.dtype)
+        self.optimizer = train.AdamWeightDecay(self.params, train_setup)
+        self.t = 0
+
+    def step(self, input_ids, attention_mask):
+        """-> ({term: loss}, global gradient norm before clipping, lr applied)."""
+        ids = _from_numpy(np.asarray(input_ids, dtype=np.int64))
+        mask = torch.from_numpy(np.asarray(attention_mask)).to(self.dtype)
+        teacher_out = teacher_outputs(self.teacher, ids, mask)
+        for p in self.params.values():
+            p.grad = None
+        losses = distill_losses(self.student, teacher_out, ids, mask, self.setup)
+        losses["total"].backward()
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params.values()]
+        grads, norm = train.clip_by_global_norm(grads, self.clip)
+        lr = self.lrs[self.t]
+        self.optimizer.step(grads, lr)
+        self.t += 1
+        return {term: float(losses[term].detach()) for term in term_names(self.setup)}, float(norm), float(lr)
+# mirror: end

@@ -11,6 +11,10 @@
 - A model whose vocabulary cannot hold the tokenizer's ids (tiny presets: 1000) reads the stream
   in `compact` ids: the vocab - 2 most frequent tokens by rank, then [UNK] (every other token),
   then [MASK] (the last id). Otherwise ids are the tokenizer's and [MASK] is its id 103.
+
+Distillation reads plain text (draw_text_batches): the same windows, unmasked, each row right-padded
+to a length drawn from default_rng([seed, 2]) (the first row of a step is full), so that the loss
+terms' padded positions are exercised at every step.
 """
 from __future__ import annotations
 
@@ -67,3 +71,24 @@ def draw_batches(stream: np.ndarray, family: str, *, steps: int, batch: int, len
                                          np.where(roll < MASK_SHARE + RANDOM_SHARE, randoms, w[b, picked]))
         out.append(Batch(inputs, labels, weights))
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class TextBatch:
+    input_ids: np.ndarray        # (B, T) int64, 0 ([PAD]) after each row's length
+    attention_mask: np.ndarray   # (B, T) float32: 1 = token, 0 = padding
+
+
+def draw_text_batches(stream: np.ndarray, *, steps: int, batch: int, length: int, seed: int,
+                      vocab: int) -> list[TextBatch]:
+    """`steps` batches of `batch` windows of `length` tokens, right-padded rows (lengths in
+    length // 2 .. length; the first row of each step unpadded)."""
+    ids, _ = compact(np.asarray(stream, dtype=np.int64), vocab)
+    if ids.size <= length:
+        raise ValueError(f"the text has {ids.size} tokens, a window needs {length + 1}")
+    starts = np.random.default_rng([seed, 0]).integers(0, ids.size - length, (steps, batch))
+    windows = ids[starts[..., None] + np.arange(length)]   # (steps, B, T)
+    lengths = np.random.default_rng([seed, 2]).integers(length // 2, length + 1, (steps, batch))
+    lengths[:, 0] = length
+    mask = np.arange(length) < lengths[..., None]           # (steps, B, T)
+    return [TextBatch(np.where(m, w, 0), m.astype(np.float32)) for w, m in zip(windows, mask, strict=True)]

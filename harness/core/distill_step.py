@@ -33,6 +33,13 @@ RULE = ("AdamWeightDecay without bias correction (BERT's and TinyBERT's BertAdam
         "p -= lr (m / (eps + sqrt v) + wd p), no decay on biases and LayerNorm")
 
 
+def term_names(setup: StepSetup) -> list[str]:
+    """The loss terms of a step, in the order the models compute them; "total" (their sum) last."""
+    layers = range(1, len(setup.layer_map) + 1)
+    return (["embedding", *(f"hidden.{m}" for m in layers), *(f"attention.{m}" for m in layers)]
+            + (["prediction"] if setup.stage == "td" else []) + ["total"])
+
+
 def decays(name: str) -> bool:
     """TinyBERT's no_decay list: biases and LayerNorm parameters get no weight decay."""
     return not (name.endswith(".bias") or ".LayerNorm." in name)

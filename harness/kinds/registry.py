@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.kinds.distill import KIND as DISTILL
+from harness.kinds.distill_train import KIND as DISTILL_TRAIN
 from harness.kinds.growth import KIND as GROWTH
 from harness.kinds.inference import KIND as INFERENCE
 from harness.kinds.train import KIND as TRAIN
@@ -16,6 +17,7 @@ KINDS: tuple[CaseKind, ...] = (
     DISTILL,
     INFERENCE,
     TRAIN,
+    DISTILL_TRAIN,
 )
 
 

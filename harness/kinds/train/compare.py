@@ -55,36 +55,36 @@ def _tensor_errors(got: dict, ref: dict) -> dict[str, float]:
     return {n: relative(got[n], ref[n]) for n in ref if n in got}
 
 
-def _params_row(case_id, metric, got, ref, limit, why) -> tuple[list[Row], str | None]:
+def _params_row(case_id, metric, got, ref, limit, why, quantity="train_params") -> tuple[list[Row], str | None]:
     errors = _tensor_errors(got, ref)
     worst, first, n_over = first_and_worst(errors, limit)
     detail = (f"worst: {worst} ({errors[worst]:.3g}); first over limit (model order): {first}; "
               f"{n_over} of {len(errors)} over{why}")
-    return [row(case_id, "train_params", metric, errors[worst], limit, detail)], (None if first == "none" else first)
+    return [row(case_id, quantity, metric, errors[worst], limit, detail)], (None if first == "none" else first)
 
 
-def _drift_rows(case, tol, what: str, pt_dev: float, ms_dev: float, where: str) -> list[Row]:
-    k, k_why = limited(tol, case.id, "drift", f"{what}.k")
-    floor, floor_why = limited(tol, case.id, "drift", f"{what}.floor")
+def _drift_rows(case, tol, what: str, pt_dev: float, ms_dev: float, where: str, quantity="drift") -> list[Row]:
+    k, k_why = limited(tol, case.id, quantity, f"{what}.k")
+    floor, floor_why = limited(tol, case.id, quantity, f"{what}.floor")
     ratio = ms_dev / pt_dev if pt_dev > 0 else (1.0 if ms_dev == 0 else float("inf"))
     bound = None if k is None or floor is None else k * pt_dev + floor
-    rows = [info(case.id, f"{what}.pt_dev", pt_dev, f"PyTorch float32 vs float64, {where}", "drift"),
-            info(case.id, f"{what}.ratio", ratio, "MindSpore's deviation / PyTorch's", "drift"),
-            row(case.id, "drift", f"{what}.ms_dev", ms_dev, bound,
+    rows = [info(case.id, f"{what}.pt_dev", pt_dev, f"PyTorch float32 vs float64, {where}", quantity),
+            info(case.id, f"{what}.ratio", ratio, "MindSpore's deviation / PyTorch's", quantity),
+            row(case.id, quantity, f"{what}.ms_dev", ms_dev, bound,
                 f"MindSpore float32 vs float64, {where}; limit = k {k} x PyTorch's {pt_dev:.3g} + floor {floor}"
                 + k_why + floor_why)]
     return rows
 
 
-def _envelope_row(cid, tol, pt_dev: np.ndarray, ms_dev: np.ndarray) -> tuple[list[Row], int | None]:
+def _envelope_row(cid, tol, pt_dev: np.ndarray, ms_dev: np.ndarray, quantity="drift") -> tuple[list[Row], int | None]:
     """Per step: MindSpore's loss deviation from float64 against k x the largest PyTorch deviation so far
     + floor (a running max, as single steps scatter over a decade). Value: the worst ratio to that bound."""
-    k, _ = limited(tol, cid, "drift", "loss.k")
-    floor, _ = limited(tol, cid, "drift", "loss.floor")
+    k, _ = limited(tol, cid, quantity, "loss.k")
+    floor, _ = limited(tol, cid, quantity, "loss.floor")
     if k is None or floor is None:
         return [], None
     excess = ms_dev / (k * np.maximum.accumulate(pt_dev) + floor)
-    r, first = _series_row(cid, "drift", "loss.excess", excess, 1.0,
+    r, first = _series_row(cid, quantity, "loss.excess", excess, 1.0,
                            f"; per step: MindSpore's deviation / (k {k:g} x PyTorch's largest so far + {floor:g})",
                            lambda t: f"MindSpore {ms_dev[t]:.3g} vs PyTorch {pt_dev[t]:.3g} from float64")
     return [r], first
