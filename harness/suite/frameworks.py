@@ -1,5 +1,5 @@
 """The two model trees behind one typed face, imported on first use (the suite never imports a
-framework at import time). Each tree's five modules are described by a Protocol below, so a
+framework at import time). Each tree's six modules are described by a Protocol below, so a
 reader (or an IDE) can follow a call from the suite into models_pt / models_ms."""
 from __future__ import annotations
 
@@ -37,17 +37,25 @@ class Expander(Protocol):      # models_*/expand.py
                executor: str | None = None) -> dict: ...
 
 
-class Distill(Protocol):       # models_*/distill.py: TinyBERT models and one distillation step
+class Distill(Protocol):       # models_*/distill.py: TinyBERT models, one distillation step, N steps
     BertForSequenceClassification: type
     TinyBertForSequenceClassification: type
     AdamWeightDecay: type
+    DistillTrainer: type
     def distill_step(self, teacher, student, input_ids, attention_mask, setup) -> Any: ...
+    def distill_models(self, teacher_cfg, student_cfg, num_labels: int, teacher_state: dict, student_state: dict,
+                       dtype: str = "float32") -> tuple[Any, Any]: ...
 
 
 class Train(Protocol):         # models_*/train.py: pre-training steps (LM loss, clipping, AdamWeightDecay)
     Trainer: type
     def trainable(self, cfg, state: dict[str, np.ndarray], dtype: str = "float32") -> Any: ...
     def lm_loss(self, logits, labels, weights) -> Any: ...
+
+
+class Float64(Protocol):       # models_*/float64.py: the float64 forward (PyTorch; MindSpore refuses)
+    def forward_float64(self, cfg, state: dict[str, np.ndarray], input_ids: np.ndarray,
+                        attention_mask: np.ndarray | None = None) -> dict: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +67,7 @@ class Framework:
     expand: Expander
     distill: Distill
     train: Train
+    float64: Float64
 
 
 def check_framework(name: str) -> str:
@@ -72,10 +81,10 @@ def load(name: str) -> Framework:
     with interrupts.held():   # a signal inside a framework's native import is acted on after it
         if check_framework(name) == "pt":
             import models_pt as models
-            from models_pt import distill, expand, io, train
+            from models_pt import distill, expand, float64, io, train
         else:
             import models_ms as models
-            from models_ms import distill, expand, io, train
+            from models_ms import distill, expand, float64, io, train
     return Framework(name=name, title=TITLES[name], models=cast(Models, models), io=cast(IO, io),
                      expand=cast(Expander, expand), distill=cast(Distill, distill),
-                     train=cast(Train, train))
+                     train=cast(Train, train), float64=cast(Float64, float64))

@@ -13,6 +13,10 @@ def _preservation(got, fw: str):
     return worst(got.numbers("preservation", lambda m: m.startswith(f"{fw}.") and m.endswith(".relative")))
 
 
+def _vs_f64(got, fw: str):
+    return worst(got.numbers("output", lambda m: m.endswith(f".{fw}_vs_f64")))
+
+
 SUMMARY = Summary(
     columns=(
         Column("resource", lambda got: got.cell("time", "resource"), console=False),
@@ -20,6 +24,8 @@ SUMMARY = Summary(
                lambda got: f"{got.cell('param', 'max_ulp')} / {got.cell('param', 'max_abs')}", "param ULP/abs"),
         Column("output err (relative)",
                lambda got: fmt(worst(got.numbers("output", lambda m: m.endswith(".relative")))), "output rel"),
+        Column("outputs vs float64, PT / MS (relative)",
+               lambda got: f"{fmt(_vs_f64(got, 'pt'))} / {fmt(_vs_f64(got, 'ms'))}", console=False),
         Column("worst layer (relative)", lambda got: got.cell("layers", "worst.relative"), "layer rel"),
         Column("hidden (target)", lambda got: got.cell("size", "hidden"), "hidden"),
         Column("expand MS / PT (s)",

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.core import families
+from harness.core.vocab import TITLES
 from harness.suite import frameworks
 from harness.suite.metrics import cosine, max_abs, relative, ulp_distance
 from harness.suite.rows import Row, first_and_worst, limited, names_rows, row
@@ -75,6 +76,24 @@ def compare_outputs(case_id: str, family: str, ref: dict, got: dict, unpadded: n
     rows.append(row(case_id, "layers", "worst.relative", by_name[worst], limit,
                      f"first layer over limit: {first}; worst: {worst} ({by_name[worst]:.3g}) "
                      f"of {len(names)} hidden states" + why))
+    return rows
+
+
+def compare_float64(case_id: str, family: str, ref64: dict, sides: Mapping[str, dict],
+                    unpadded: np.ndarray) -> list[Row]:
+    """Reported output rows: each framework's float32 grown outputs against a float64 forward of the same
+    grown weights (PyTorch float64), max |fp32 - f64| / max |f64| over unpadded positions, and the ratio
+    MindSpore's / PyTorch's: which side's float32 forward sits further from exact arithmetic."""
+    rows = []
+    for name in families.get(family).TOKEN_OUTPUTS:
+        r = _select(name, ref64[name], unpadded)
+        errors = {fw: relative(_select(name, out[name], unpadded).astype(np.float64), r) for fw, out in sides.items()}
+        for fw, err in errors.items():
+            rows.append(row(case_id, "output", f"{name}.{fw}_vs_f64", err, None,
+                            f"{TITLES[fw]} float32 vs a PyTorch float64 forward of the grown weights, {name}"))
+        ratio = errors["ms"] / errors["pt"] if errors["pt"] > 0 else (1.0 if errors["ms"] == 0 else float("inf"))
+        rows.append(row(case_id, "output", f"{name}.f64_ratio", ratio, None,
+                        f"MindSpore's deviation from float64 / PyTorch's ({errors['ms']:.3g} / {errors['pt']:.3g})"))
     return rows
 
 

@@ -7,6 +7,9 @@ load the source, forward it, expand, save, forward the grown model. PyTorch runs
 and writes its weights; the MindSpore state is then compared with that file tensor by
 tensor. Quantities (one test each): param, output, layers, preservation, time, size, hash.
 A language model (GPT-2) is also run on corpus windows, source and grown, for its loss.
+PyTorch's grown weights are also run in float64 (models_pt/float64.py): each framework's float32
+grown outputs against that forward are output rows (reported; both sides hold the same bits, which
+the param rows gate, so this is one judge for both).
 
 Seams for planted faults, so tests need not edit product code:
 - Hooks.grown(framework, numpy_state) -> state: replaces the grown state that is
@@ -35,7 +38,7 @@ from harness.core.recipe import compile_recipes
 from harness.core.vocab import FRAMEWORKS, TITLES
 from harness.kinds.growth import pipeline
 from harness.kinds.growth.cases import Case
-from harness.kinds.growth.compare import compare_outputs, compare_params, executor_check, size_rows
+from harness.kinds.growth.compare import compare_float64, compare_outputs, compare_params, executor_check, size_rows
 from harness.kinds.growth.preservation import compare_lm_loss, compare_preservation
 from harness.suite import frameworks
 from harness.suite.inputs import Inputs, lm_windows, make_inputs
@@ -65,6 +68,7 @@ class _Grown:
     rerun_sha256: str | None = None
     executor: str = ""
     executor_rows: list = dataclasses.field(default_factory=list)
+    grown_out64: dict | None = None     # PyTorch only: the grown weights' forward in float64
 
 
 def _forward(fw, cfg: ModelConfig, state: dict, inputs: Inputs, hooks: Hooks, role: str,
@@ -111,6 +115,7 @@ def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: In
         grown = hooks.grown(name, grown) or grown
     compare(grown)
     grown_out, seconds["forward"] = _forward(fw, dst_cfg, grown, inputs, hooks, "grown", lm)
+    grown_out64 = fw.float64.forward_float64(dst_cfg, grown, inputs.ids, inputs.mask) if name == "pt" else None
     del grown, result
     gc.collect()
     rerun = None
@@ -123,7 +128,7 @@ def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: In
         shutil.rmtree(case_dir / "pt_rerun", ignore_errors=True)
         gc.collect()
     return _Grown(seconds, grown_out, source_out, path, path.stat().st_size, digest, rerun,
-                 executor, executor_rows)
+                 executor, executor_rows, grown_out64)
 
 
 # -- the case -------------------------------------------------------------------------
@@ -165,6 +170,8 @@ def _grow_and_compare(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances,
 
     rows.extend(compare_outputs(cid, case.family, pt.grown_out, ms.grown_out, unpadded, tol,
                                 inputs.detail))
+    rows.extend(compare_float64(cid, case.family, pt.grown_out64, {n: sides[n].grown_out for n in FRAMEWORKS},
+                                unpadded))
     for name in FRAMEWORKS:
         side = sides[name]
         rows.extend(compare_preservation(case, plan, name, side.grown_out, side.source_out, unpadded, tol))

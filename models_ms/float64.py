@@ -1,0 +1,23 @@
+"""A float64 forward of float32 weights: the judge the growth cases' float32 outputs are measured
+against (both frameworks' grown forwards, each compared with it). PyTorch only.
+
+    out = forward_float64(cfg, state, input_ids, attention_mask)     # run_forward's dict, float64
+"""
+from . import build_model, load_numpy_state, run_forward
+
+
+# mirror: framework
+from harness.core.errors import BadInput
+
+
+def _as_float64(model):
+    raise BadInput("the float64 judge runs in PyTorch", "compute the float64 forward with models_pt")
+# mirror: end
+
+
+def forward_float64(cfg, state, input_ids, attention_mask=None):
+    """run_forward of cfg's model with `state`'s float32 values held in float64 (every op in float64)."""
+    model = build_model(cfg)
+    load_numpy_state(model, state)
+    _as_float64(model)
+    return run_forward(model, input_ids, attention_mask)
