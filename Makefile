@@ -36,17 +36,20 @@ test: $(STAMP) check-mirror lint
 # JOBS=2 spreads cases over pytest-xdist workers, one case per worker at a time (each worker
 # holds its own models).
 parity: $(STAMP)
-	KEEP=$(KEEP) $(PY) -m pytest tests/test_parity.py tests/test_tinybert.py tests/test_inference.py tests/test_train.py -q \
+	KEEP=$(KEEP) $(PY) -m pytest tests/test_parity.py tests/test_tinybert.py tests/test_inference.py tests/test_train.py \
+		tests/test_distill_train.py -q \
 		--junitxml=reports/junit.xml $(if $(JOBS),-n $(JOBS) --dist loadgroup)
 
 # Expansion (medians of REPEAT runs per case and framework), inference throughput, then training-step
-# times per framework and mode (PyTorch, MindSpore jit / PyNative) with the MatMul floor of their ratio.
+# times per framework and mode (PyTorch, MindSpore jit / PyNative) with the MatMul floor of their ratio
+# (each run times the model's own MatMul and 2048x768x3072): GPT-2 CLM, and a TinyBERT distillation step.
 REPEAT ?= 3
 bench: $(STAMP)
 	$(PY) tools/bench_expand.py --repeat $(REPEAT)
 	$(PY) tools/bench_infer.py
 	$(PY) tools/bench_train.py --family gpt2 --preset tiny_text --batch 8 --length 128
 	$(PY) tools/bench_train.py --family gpt2 --preset base --batch 8 --length 128 --modes pt,ms_jit
+	$(PY) tools/bench_train.py --family tinybert --preset tinybert_zh --teacher base --batch 8 --length 128
 
 clean:
 	rm -rf reports rank_0 .pytest_cache
