@@ -93,11 +93,11 @@ def _lm_state(cfg) -> dict:
     return state
 
 
-def _distill_states(teacher_cfg, student_cfg) -> tuple[dict, dict]:
-    """(teacher, student) numpy states as the distillation cases draw them (harness.kinds.distill.runner)."""
+def _distill_states(teacher: str, student: str) -> tuple[dict, dict]:
+    """(teacher, student) numpy states of two bert presets, as the distillation cases draw them."""
     from harness.kinds.distill.cases import DistillCase
     from harness.kinds.distill.runner import student_state, teacher_state
-    case = DistillCase("gd", teacher_cfg.name, student_cfg.name, (), False)
+    case = DistillCase("gd", teacher, student, (), False)
     return teacher_state(case), student_state(case)
 
 
@@ -157,7 +157,7 @@ def _bench(args) -> dict[str, float]:
     cfg = preset("bert" if tinybert else args.family, args.preset)
     if tinybert:
         teacher = preset("bert", args.teacher)
-        states = _distill_states(teacher, cfg)
+        states = _distill_states(args.teacher, args.preset)
         data = draw_text_batches(english_ids(), steps=n, batch=args.batch, length=args.length, seed=0,
                                  vocab=cfg.vocab)
         what = (f"TinyBERT general distillation: teacher bert {args.teacher} ({teacher.n_params() / 1e6:.1f} M, "
