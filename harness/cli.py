@@ -1,4 +1,4 @@
-"""Command line: `python -m harness {init,expand,infer,compare,convert} ...`.
+"""Command line: `python -m harness {init,expand,infer,compare,convert,train} ...`.
 
 Exit codes: 0 ok, 1 checks failed (compare: a tensor over its limit, names or shapes that
 differ, an unmapped tensor, a tied copy that differs; make test / make parity: pytest's),
@@ -70,9 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     inf.add_argument("--framework", default="pt", help="pt | ms (default pt)")
     inf.add_argument("--tokenizer", type=Path, help="tokenizer.json (default: the checkpoint's own, else MiniLM's)")
 
-    from harness.commands import compare, convert
+    from harness.commands import compare, convert, train
     compare.add_parser(sub)
     convert.add_parser(sub)
+    train.add_parser(sub)
     return p
 
 
@@ -287,7 +288,7 @@ def _interrupt_in(e: BaseException) -> KeyboardInterrupt | None:
 
 
 def _output(args):
-    """The output folder of init / expand, checked before any work and changed as one unit
+    """The output folder of init / expand / convert / train, checked before any work and changed as one unit
     (harness.core.formats.atomic.OutputSet); nothing for infer."""
     from contextlib import nullcontext
     if getattr(args, "out", None) is None:
@@ -298,9 +299,9 @@ def _output(args):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from harness.commands import compare, convert
+    from harness.commands import compare, convert, train
     handler = {"init": cmd_init, "expand": cmd_expand, "infer": cmd_infer,
-               "compare": compare.run, "convert": convert.run}[args.command]
+               "compare": compare.run, "convert": convert.run, "train": train.run}[args.command]
     previous = interrupts.install()   # signals held (recorded) outside the command's own work
     try:
         with interrupts.released(), _output(args):

@@ -11,6 +11,7 @@ from harness.core.batches import IGNORE, draw_batches
 from harness.core.optim import AdamState, TrainSetup, adam_weight_decay_step, clip_by_global_norm, schedule
 from harness.kinds.registry import load_tolerances
 from harness.kinds.train.cases import load_train_cases
+from harness.kinds.train.compare import null_gradient
 from harness.kinds.train.runner import TrainHooks, run_train_case, train_run
 from harness.kinds.train.state import batches, initial_state
 from harness.suite import frameworks
@@ -144,6 +145,22 @@ def test_mlm_loss_is_transformers_bert_for_masked_lm_loss(fw):
     loss, _, _ = trainer.step(batch.input_ids, batch.labels, batch.weights)   # lr 0: the loss before the step
     print(f"\n{fw} masked-LM loss {loss!r} vs transformers {want!r}")
     assert loss == pytest.approx(want, rel=1e-6)
+
+
+def test_key_biases_left_out_of_the_parameter_gates_have_no_gradient_in_float64():
+    """The claim behind NULL_GRADIENT (harness.core.families.bert): in float64 the key biases' gradient is
+    rounding noise (< 1e-12 of the global norm), while every other tensor's is real (> 1e-8 of it)."""
+    case = _short("bert_tiny_mlm", steps=1)
+    state, _ = initial_state(case)
+    pt = frameworks.load("pt")
+    trainer = pt.train.Trainer(pt.train.trainable(case.cfg, state, "float64"), case.setup, np.zeros(1, np.float32))
+    batch = batches(case)[0]
+    _, norm, _ = trainer.step(batch.input_ids, batch.labels, batch.weights)
+    share = {n: float(p.grad.abs().max()) / norm for n, p in trainer.params.items()}
+    null = {n for n in share if null_gradient("bert", n)}
+    assert null == {f"encoder.layer.{i}.attention.self.key.bias" for i in range(case.cfg.layers)}
+    assert max(share[n] for n in null) < 1e-12, {n: share[n] for n in null}
+    assert min(v for n, v in share.items() if n not in null) > 1e-8
 
 
 # -- planted faults: each caught, and named by step (and tensor) ----------------------------

@@ -20,6 +20,10 @@ TOKEN_OUTPUTS = ("last_hidden_state", "pooler_output")
 PRESERVED_OUTPUTS = ("last_hidden_state", "pooler_output")
 HEADS = ("none", "mlm")              # BertModel, BertForMaskedLM
 BUFFERS = frozenset({"embeddings.position_ids"})
+# tensors whose loss gradient is zero in exact arithmetic: softmax(q k^T + q b_k^T) adds the same q.b_k to
+# every score of a query, so the key bias never changes attention; in floating point its gradient is rounding
+# noise, which Adam normalises into steps of ~lr, so its values after training are each run's amplified noise
+NULL_GRADIENT = ("attention.self.key.bias",)
 MLM = "cls.predictions"
 # the LayerNorm in front of the tied decoder: logits sum duplicated hidden units, so growth divides it by c_h
 TIED_HEAD_NORM = f"{MLM}.transform.LayerNorm"   # a buffer some HF checkpoints carry; not a weight

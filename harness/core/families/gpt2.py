@@ -11,6 +11,7 @@ ACTIVATION = "gelu_new"              # the tanh GELU
 LAYER_PREFIX = "transformer.h"
 TOKEN_OUTPUTS = ("last_hidden_state", "logits")
 PRESERVED_OUTPUTS = ("logits",)      # compared with the source's for preservation
+NULL_GRADIENT = ()                   # the key bias is a third of c_attn.bias, with q and v: compared with them
 HEADS = ("none",)                    # the LM head is tied to wte: no tensor, no choice
 BUFFERS = frozenset({"lm_head.weight"})   # the tied head, when a checkpoint stores it anyway
 
