@@ -231,6 +231,28 @@ def test_weight_decay_on_layernorm_and_bias_on_one_side_is_caught_and_names_a_no
     print(failure_message(case.id, "train_params", rows) or failure_message(case.id, "drift", rows))
 
 
+def _one_mask_moved(batch):
+    """The batch with one masked position of its first window moved to an unmasked one (as a collator
+    drawing its own masks on one side would do): everything else the same."""
+    inputs, labels, weights = batch.input_ids.copy(), batch.labels.copy(), batch.weights.copy()
+    was = int(np.flatnonzero(weights[0] > 0)[0])
+    now = int(np.flatnonzero(weights[0, 1:-1] == 0)[0]) + 1       # not [CLS] or [SEP]
+    inputs[0, now], labels[0, now], weights[0, now] = inputs[0, was], inputs[0, now], 1.0
+    inputs[0, was], labels[0, was], weights[0, was] = labels[0, was], IGNORE, 0.0
+    return dataclasses.replace(batch, input_ids=inputs, labels=labels, weights=weights)
+
+
+def test_one_mlm_mask_position_differing_is_caught_at_its_step(fault_reports):
+    moved = lambda run, step, batch: _one_mask_moved(batch) if run == "ms" and step == 5 else None  # noqa: E731
+    case, got, rows = _run(TrainHooks(batch=moved), _short("bert_tiny_mlm", steps=12))
+    worst = got[("train_loss", "worst.relative")]
+    assert worst.status == "fail" and "first step over limit: 5 " in worst.detail
+    assert got[("train_loss", "first_step_over")].value == 5
+    assert got[("lr", "worst.relative")].status == "pass"   # the schedule is not what differs
+    print(got[("train_loss", "first_step_over")].detail)
+    print(failure_message(case.id, "train_loss", rows))
+
+
 # -- reruns ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("run", ["pt", "ms"])
 def test_same_seed_gives_the_same_curve_on_a_rerun(run):
