@@ -284,5 +284,11 @@ def test_malformed_train_toml_names_file_row_and_key(tmp_path, row, words, expec
     expect_bad_input(load_train_cases, path, words)
 
 
-def test_case_ids():
-    assert {"gpt2_tiny_clm", "gpt2_tiny2tiny_wd_aki_clm"} <= {c.id for c in load_train_cases()}
+def test_case_ids_and_marks():
+    cases = {c.id: c for c in load_train_cases()}
+    fast = {"bert_tiny_mlm", "gpt2_tiny_clm", "bert_tiny2tiny_w_fpi_mlm", "gpt2_tiny2tiny_w_aki_balanced_clm"}
+    slow = {"bert_base_mlm", "gpt2_base_clm", "bert_minilm2minilm2x_fpi_balanced_mlm"}
+    assert fast | slow == set(cases)
+    assert all("slow" not in cases[i].all_marks and cases[i].setup.steps >= 200 for i in fast)
+    assert all("slow" in cases[i].all_marks and cases[i].setup.steps == 100 for i in slow)
+    assert all(cases[i].cfg.head == "mlm" for i in cases if i.startswith("bert"))
