@@ -59,6 +59,9 @@ class DistillCase:
     clip: float = 1.0
     checkpoints: tuple[int, ...] = ()   # steps (from 1) whose parameters are compared; the last is added
     ms_mode: str = "jit"
+    # the parameter rows leave no tensor out (the train kind's null-gradient key biases): distillation's
+    # attention term compares raw scores, which a key bias does shift
+    family = None
 
     @property
     def id(self) -> str:

@@ -96,7 +96,7 @@ def rows(case, curves: dict, tol) -> list[Row]:
         out += names_rows(cid, PARAMS, ms.params[step], pt.params[step])
         metric, key = ("last.relative", "last.relative") if step == last else (f"step{step}.relative", "step.relative")
         lim, why = limited(tol, cid, PARAMS, key)
-        r, first = _params_row(cid, metric, ms.params[step], pt.params[step], lim, f" (step {step}){why}", PARAMS)
+        r, first = _params_row(case, metric, ms.params[step], pt.params[step], lim, f" (step {step}){why}", PARAMS)
         out += r
         if first and tensor is None:
             firsts["params"], tensor = step, first
