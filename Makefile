@@ -42,13 +42,15 @@ parity: $(STAMP)
 
 # Expansion (medians of REPEAT runs per case and framework), inference throughput, then training-step
 # times per framework and mode (PyTorch, MindSpore jit / PyNative) with the MatMul floor of their ratio
-# (each run times the model's own MatMul and 2048x768x3072): GPT-2 CLM, and a TinyBERT distillation step.
+# (each run times the model's own MatMul and 2048x768x3072): GPT-2 CLM, BERT base MLM (issue #15's target
+# row: MindSpore / PyTorch <= 3 at 8 x 128) and a TinyBERT distillation step.
 REPEAT ?= 3
 bench: $(STAMP)
 	$(PY) tools/bench_expand.py --repeat $(REPEAT)
 	$(PY) tools/bench_infer.py
 	$(PY) tools/bench_train.py --family gpt2 --preset tiny_text --batch 8 --length 128
 	$(PY) tools/bench_train.py --family gpt2 --preset base --batch 8 --length 128 --modes pt,ms_jit
+	$(PY) tools/bench_train.py --family bert --preset base --batch 8 --length 128 --modes pt,ms_jit
 	$(PY) tools/bench_train.py --family tinybert --preset tinybert_zh --teacher base --batch 8 --length 128
 
 clean:

@@ -5,8 +5,8 @@ of the model's own shape (batch x length, hidden, ffn) and of the shapes of --ma
 their CPU GEMM.
 
 --family gpt2 | bert: a pre-training step (LM loss, gradients, global-norm clip, AdamWeightDecay;
-models_*.train.Trainer, what the train cases run); BERT needs its masked-LM head (issue #15 item
-1): without it in the tree the tool says so (exit 2). --family tinybert: a TinyBERT general
+models_*.train.Trainer, what the train cases run): GPT-2 CLM, BERT MLM with the masked-LM head
+(harness.core.lm_head; 15% of positions masked, as the train cases). --family tinybert: a TinyBERT general
 distillation step (frozen --teacher forward, student loss terms, gradients, clip, AdamWeightDecay;
 models_*.distill.DistillTrainer, what the multi-step distillation cases run).
 Weights are drawn from the seed, batches from the English text (harness.core.batches). Each mode:
@@ -35,7 +35,6 @@ from harness.core.batches import draw_batches, draw_text_batches  # noqa: E402
 from harness.core.config import preset  # noqa: E402
 from harness.core.distill_step import StepSetup  # noqa: E402
 from harness.core.errors import BadInput  # noqa: E402
-from harness.core.families import param_shapes  # noqa: E402
 from harness.core.optim import TrainSetup, schedule  # noqa: E402
 from harness.core.seeded_init import init_state  # noqa: E402
 from harness.suite import frameworks  # noqa: E402
@@ -80,17 +79,14 @@ def distill_step_times(mode: str, teacher_cfg, student_cfg, states, data, setup,
     return out
 
 
-def _lm_state(cfg) -> dict:
-    """Seeded weights with the LM head (BERT: the masked-LM head of issue #15, seeded where missing)."""
-    state = init_state(cfg, 0)
-    if cfg.family == "bert" and not any(name.startswith("cls.") for name in param_shapes(cfg)):
-        raise BadInput("bench_train --family bert: this tree's BERT has no masked-LM head (cls.predictions.*), "
-                       "so it has no pre-training step", "merge the masked-LM head (issue #15 item 1, branch train)")
-    missing = [n for n in param_shapes(cfg) if n not in state]
-    if missing:
-        from harness.core.lm_head import seeded_lm_head
-        state.update(seeded_lm_head(cfg, 0))
-    return state
+def _lm_state(cfg) -> tuple:
+    """(config, seeded weights) of the model trained: GPT-2 with its tied head; BERT with the masked-LM head
+    (harness.core.lm_head, as the train cases), drawn from seed 0."""
+    if cfg.family != "bert":
+        return cfg, init_state(cfg, 0)
+    from harness.core.lm_head import add_mlm_head, with_mlm_head
+    state, _ = add_mlm_head(init_state(cfg, 0), with_mlm_head(cfg), 0)
+    return with_mlm_head(cfg), state
 
 
 def _distill_states(teacher: str, student: str) -> tuple[dict, dict]:
@@ -163,7 +159,7 @@ def _bench(args) -> dict[str, float]:
         what = (f"TinyBERT general distillation: teacher bert {args.teacher} ({teacher.n_params() / 1e6:.1f} M, "
                 f"frozen), student bert {args.preset} ({cfg.n_params() / 1e6:.1f} M)")
     else:
-        state = _lm_state(cfg)
+        cfg, state = _lm_state(cfg)
         data = draw_batches(english_ids(), args.family, steps=n, batch=args.batch, length=args.length, seed=0,
                             vocab=cfg.vocab)
         what = f"{args.family} {args.preset} {'MLM' if args.family == 'bert' else 'CLM'}: {cfg.n_params() / 1e6:.1f} M"
