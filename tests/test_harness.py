@@ -324,7 +324,7 @@ def test_a_case_that_failed_before_any_row_is_in_its_kinds_summary():
     """A runner that crashes before measuring leaves only its "run" row, stamped with its kind by
     `guarded`; each kind's summary lists that case, as failed."""
     ids = {"growth": load_cases()[0].id, "distill": "tinybert_gd_step", "inference": "gpt2_tiny_text_onnx",
-           "train": "gpt2_tiny_clm"}
+           "train": "gpt2_tiny_clm", "distill_train": "tiny_s_gd_200steps"}
     rows = []
     for kind, cid in ids.items():
         def crash(_rows):
