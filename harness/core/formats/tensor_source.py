@@ -1,0 +1,249 @@
+"""Checkpoint tensors read one at a time, on demand: the streamed expander's source and the two sides
+of the streamed parity (harness/kinds/growth/stream.py), for models larger than memory.
+
+    src = TensorFile(path)              # .safetensors or .ckpt: the header / framing only is read now
+    src.entries[name]                   # Entry(dtype, shape, spans): where each tensor's bytes lie
+    a = src[name]                       # that tensor, read now into a fresh array (one copy)
+    window = SourceWindow(src, needs)   # the sources a run of recipes needs, each read once while in use
+
+A tensor is read with os.preadv into memory of its own, never through a memory map: pages of a
+mapping that a run touches stay in the process's RSS (file-backed, reclaimable, but counted) until
+the mapping goes, so a mapped 6 GB source looks like a 6 GB process by the end; a read buffer is
+freed when the last tensor made from it is written. The bytes pass through the page cache, which the
+kernel may drop at will (it is no part of RSS).
+
+read_sequential(path) walks a file front to back instead, hashing every byte as it passes and
+yielding each tensor's content in pieces of at most `piece` bytes into reused buffers: the streamed
+parity compares two files and hashes both in one read of each, in memory of a few pieces.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from harness.core.errors import BadInput
+
+PIECE = 64 * 1024 * 1024   # bytes per piece of a sequential read
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    spans: tuple[tuple[int, int], ...]   # content byte ranges [start, end) in the file, in order
+
+    @property
+    def nbytes(self) -> int:
+        return sum(end - start for start, end in self.spans)
+
+
+def _safetensors_entries(path: Path) -> dict[str, Entry]:
+    """Entries of a safetensors file, its header validated by safetensors itself first (offsets
+    inside the file, shapes, dtypes), as harness.core.formats.checkpoint reads it."""
+    from safetensors import SafetensorError, safe_open
+
+    from harness.core.errors import one_line
+    from harness.core.formats.checkpoint import _ST_NUMPY, _st_header, _truncation
+    try:
+        with safe_open(str(path), framework="np"):
+            pass
+        with open(path, "rb") as f:
+            n, header = _st_header(f)
+    except (SafetensorError, ValueError, OSError) as e:
+        raise BadInput(f"{path}: not a readable safetensors file: {_truncation(path) or one_line(e)}",
+                       "the file is truncated or corrupt; write it again") from None
+    header.pop("__metadata__", None)
+    entries = {}
+    for name, e in header.items():
+        if e["dtype"] not in _ST_NUMPY:
+            raise BadInput(f"{path}: tensor {name} has dtype {e['dtype']}, which numpy cannot hold",
+                           "convert the checkpoint to float32")
+        start, end = e["data_offsets"]
+        entries[name] = Entry(_ST_NUMPY[e["dtype"]], tuple(int(s) for s in e["shape"]),
+                              ((8 + n + start, 8 + n + end),))
+    return entries
+
+
+def _ckpt_entries(path: Path) -> dict[str, Entry]:
+    from harness.core.formats.ckpt_framing import NUMPY, check_ckpt
+    entries = {}
+    for name, e in check_ckpt(path).items():   # the framing walked and checked: lengths, bytes = dims
+        if e.tensor_type not in NUMPY:
+            raise BadInput(f"{path}: tensor {name} is {e.tensor_type}, which numpy cannot hold",
+                           "save the checkpoint in float32 (or float16)")
+        entries[name] = Entry(np.dtype(NUMPY[e.tensor_type]), tuple(e.dims), tuple(e.spans))
+    return entries
+
+
+def entries(path: Path) -> dict[str, Entry]:
+    """name -> Entry of every tensor of a .safetensors or .ckpt file, in file order; only the header
+    (safetensors) or the framing (.ckpt) is read."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        return _safetensors_entries(path)
+    if suffix == ".ckpt":
+        return _ckpt_entries(path)
+    raise BadInput(f"{path}: tensors are read one at a time from .safetensors and .ckpt files only",
+                   "convert the checkpoint to safetensors")
+
+
+def streamable(path: Path) -> bool:
+    return Path(path).suffix.lower() in (".safetensors", ".ckpt")
+
+
+def _unreadable(path: Path, e: OSError) -> BadInput:
+    return BadInput(f"{path}: cannot read: {e.strerror or e}", "check the path and its permissions")
+
+
+def _read_exactly(fd: int, view: memoryview, offset: int, path: Path, what: str) -> None:
+    while view:
+        n = os.preadv(fd, [view], offset)
+        if n == 0:
+            raise BadInput(f"{path}: {what} ends early (the file changed while read?)", "read it again once whole")
+        view, offset = view[n:], offset + n
+
+
+class TensorFile(Mapping):
+    """A .safetensors or .ckpt file as a read-only mapping name -> numpy array, each tensor read on
+    access into a fresh array (module doc). Use as a context manager, or close()."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.entries = entries(self.path)
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        except OSError as e:
+            raise _unreadable(self.path, e) from None
+        self.bytes_read = 0
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        entry = self.entries[name]
+        out = np.empty(entry.shape, dtype=entry.dtype)
+        view, at = memoryview(out.reshape(-1).view(np.uint8)), 0
+        try:
+            for start, end in entry.spans:
+                _read_exactly(self._fd, view[at:at + end - start], start, self.path, f"tensor {name}")
+                at += end - start
+        except OSError as e:
+            raise _unreadable(self.path, e) from None
+        self.bytes_read += at
+        return out
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class SourceWindow:
+    """The source tensors of a run of target tensors, each read when first needed and kept only while
+    it is needed again within `window` steps (AKI reads layer l + 1 again for the next layer; a
+    depth copy reads its source layer again, later: from the page cache, most likely).
+
+        needs[i] = the source names step i reads;  arrays(i) -> {name: array};  done(i) after step i
+    """
+
+    def __init__(self, source: Mapping, needs: list[tuple[str, ...]], window: int):
+        self.source, self.needs, self.window = source, needs, window
+        self.uses: dict[str, list[int]] = {}
+        for i, names in enumerate(needs):
+            for name in names:
+                self.uses.setdefault(name, []).append(i)
+        self.held: dict[str, np.ndarray] = {}
+        self.reads = 0
+
+    def arrays(self, i: int) -> dict[str, np.ndarray]:
+        for name in self.needs[i]:
+            if name not in self.held:
+                self.held[name] = self.source[name]
+                self.reads += 1
+        return {name: self.held[name] for name in self.needs[i]}
+
+    def done(self, i: int) -> None:
+        """Release what step i read that no step in (i, i + window] needs."""
+        for name in list(self.held):
+            later = [u for u in self.uses[name] if u > i]
+            if not later or later[0] > i + self.window:
+                del self.held[name]
+
+
+# -- front to back, hashed --------------------------------------------------------------
+class SequentialReader:
+    """A file read front to back exactly once (no seeks back), every byte fed to sha256 as it passes;
+    tensors come out in file order, in pieces. Page cache behind the reader is dropped
+    (posix_fadvise DONTNEED) so a 27 GB file leaves no 27 GB of cache behind."""
+
+    def __init__(self, path: Path, piece: int = PIECE):
+        self.path = Path(path)
+        self.entries = entries(self.path)
+        self.size = self.path.stat().st_size
+        self.piece = piece
+        self.sha = hashlib.sha256()
+        self._fd = os.open(self.path, os.O_RDONLY)
+        self._pos = 0
+        self._buf = np.empty(piece, dtype=np.uint8)
+        self._dropped = 0
+
+    def _read(self, n: int) -> memoryview:
+        view = memoryview(self._buf)[:n]
+        _read_exactly(self._fd, view, self._pos, self.path, f"byte range at {self._pos}")
+        self.sha.update(view)
+        self._pos += n
+        if self._pos - self._dropped >= 4 * self.piece and hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(self._fd, self._dropped, self._pos - self._dropped, os.POSIX_FADV_DONTNEED)
+            self._dropped = self._pos
+        return view
+
+    def _skip_to(self, offset: int) -> None:
+        while self._pos < offset:
+            self._read(min(self.piece, offset - self._pos))
+
+    def tensors(self) -> Iterator[tuple[str, Entry, Iterator[memoryview]]]:
+        """(name, entry, pieces) in file order; `pieces` yields the tensor's content (views into one
+        reused buffer: each is valid until the next is taken) and must be consumed before the next
+        tensor is asked for."""
+        order = sorted(self.entries.items(), key=lambda kv: kv[1].spans[0][0])
+        for name, entry in order:
+            yield name, entry, self._pieces(entry)
+        self._skip_to(self.size)   # trailing bytes (a .ckpt's crc_num) are part of the hash
+
+    def _pieces(self, entry: Entry) -> Iterator[memoryview]:
+        for start, end in entry.spans:
+            if start < self._pos:
+                raise BadInput(f"{self.path}: tensor byte ranges overlap or run backwards at byte {start}",
+                               "the file is damaged; write it again")
+            self._skip_to(start)
+            while self._pos < end:
+                yield self._read(min(self.piece, end - self._pos))
+
+    def hexdigest(self) -> str:
+        return self.sha.hexdigest()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
