@@ -98,11 +98,9 @@ def cmd_init(args) -> int:
 
 def cmd_expand(args) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from harness.suite import frameworks
-    from harness.kinds.growth import pipeline
     from harness.core.formats.checkpoint import read_config, resolve, write_json
     from harness.core.config import preset
     from harness.core.plan import build_plan
@@ -136,47 +134,100 @@ def cmd_expand(args) -> int:
     recipes = compile_recipes(plan)
     plan_seconds = time.perf_counter() - start
 
-    rows = []
-    for name in fws:
-        fw = frameworks.load(name)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True, disable=not console.is_terminal) as bar:
-            def stage(text, **kw):   # a bar on a terminal, one line per stage in a log
-                bar.update(task, description=f"{fw.title}: {text}", **kw)
-                if not console.is_terminal:
-                    print(f"{fw.title}: {text}", file=sys.stderr, flush=True)
-            task = bar.add_task("", total=None)
-            stage("loading source")
-            src_state, load_s = pipeline.load_source(name, src_cfg, args.src_ckpt, args.seed, args.allow_nonfinite)
-            stage(f"expanding {len(recipes)} tensors", total=len(recipes), completed=0)
-            result = pipeline.expand(name, recipes, src_state, on_tensor=lambda _: bar.advance(task),
-                                     executor=args.ms_executor if name == "ms" else None)
-            if result.executor_note:
-                print(f"{fw.title}: {result.executor_note}", file=sys.stderr, flush=True)
-            stage("saving", total=None)
-            path = pipeline.save(result, dst_cfg, args.out)
-        rows.append((fw.title, {"load": load_s, "plan": plan_seconds, **result.seconds}, path, result.executor))
-        del src_state, result
+    rows, parity = _expand_streamed(args, fws, src_cfg, dst_cfg, recipes, plan_seconds, console)
 
     log = {"plan": json.loads(plan.to_json()), "tensors": provenance(plan, recipes),
-           "seconds": {title: seconds for title, seconds, _, _ in rows},
-           "executor": {title: executor for title, _, _, executor in rows}}
+           "seconds": {title: seconds for title, seconds, _, _, _ in rows},
+           "executor": {title: executor for title, _, _, executor, _ in rows},
+           "streamed": True}
+    if parity is not None:
+        log["parity"] = {"identical": parity.identical, "compared": parity.compared, "max_ulp": parity.max_ulp,
+                         "max_abs": parity.max_abs, "worst": parity.worst, "problems": parity.problems,
+                         "sha256": {parity.got.name: parity.got_sha256, parity.ref.name: parity.ref_sha256}}
     write_json(args.out / "plan.json", log)
 
     table = Table(title=f"{args.model} {src_cfg.name or 'source'} -> {args.dst}, {args.method}/{args.sampling}, "
                         f"seed {args.seed}: {src_cfg.n_params():,} -> {dst_cfg.n_params():,} params")
-    columns = {"load s": "load", "plan s": "plan", "expand s": "expand", "save s": "save"}
-    for col in ("framework", "executor", *columns, "file", "MB"):
+    columns = {"load s": "load", "plan s": "plan", "expand s": "expand", "save s": "save", "total s": "total"}
+    for col in ("framework", "executor", *columns, "peak RSS MB", "file", "MB"):
         table.add_column(col, justify="right" if col.endswith(("s", "MB")) else "left")
-    for title, seconds, path, executor in rows:
-        table.add_row(title, executor, *(f"{seconds[key]:.2f}" for key in columns.values()),
+    for title, seconds, path, executor, peak in rows:
+        table.add_row(title, executor, *(f"{seconds[key]:.2f}" for key in columns.values()), f"{peak / 1e6:,.0f}",
                       str(path), f"{path.stat().st_size / 1e6:.1f}")
     out = Console()
     if not out.is_terminal:   # a log or a pipe: the whole table, never cut to rich's default 80 columns
         out = Console(width=Console(width=1 << 16).measure(table).maximum)
     out.print(table)
+    print("streamed: each tensor written as it is made; save (a writer thread) overlaps expand, total is both")
+    if parity is not None:
+        print(f"parity (streamed, {parity.got.name} vs {parity.ref.name}): {parity.summary()}")
+        print(f"sha256: {parity.got.name} {parity.got_sha256}, {parity.ref.name} {parity.ref_sha256}")
     print(f"plan and provenance: {args.out / 'plan.json'}")
+    if parity is not None and not parity.identical:
+        _print_error("the MindSpore and PyTorch files differ (parity above)",
+                     "a bug in one expander: rerun with --framework pt and ms apart and compare plan.json")
+        return 1
     return 0
+
+
+def _expand_streamed(args, fws, src_cfg, dst_cfg, recipes, plan_seconds, console):
+    """Each framework grows the source streamed (harness/kinds/growth/stream.py: one target tensor in
+    memory at a time, written as made); with both, the two files are compared tensor by tensor.
+    Returns ([(title, seconds, path, executor, peak RSS bytes)], FileParity or None)."""
+    from harness.kinds.growth import stream
+
+    need = dst_cfg.n_params() * 4 * len(fws) + (src_cfg.n_params() * 4 if args.src_ckpt is None else 0)
+    stream.check_disk(args.out, need, f"growing {src_cfg.name or 'the source'} -> {dst_cfg.name} "
+                                      f"({'drawn source, ' if args.src_ckpt is None else ''}{len(fws)} files)")
+
+    def line(text):
+        if not console.is_terminal:
+            print(text, file=sys.stderr, flush=True)
+
+    created = not args.out.exists()   # removed again if the run fails before anything is in it
+    try:
+        return _grow_each(args, fws, src_cfg, dst_cfg, recipes, plan_seconds, console, line)
+    except BaseException:
+        if created and args.out.is_dir() and not any(args.out.iterdir()):
+            args.out.rmdir()
+        raise
+
+
+def _grow_each(args, fws, src_cfg, dst_cfg, recipes, plan_seconds, console, line):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.kinds.growth import stream
+    from harness.suite import frameworks
+
+    rows, source = [], None
+    try:
+        line(f"Source: drawing {src_cfg.name} from seed {args.seed} into a scratch file" if args.src_ckpt is None
+             else f"Source: reading {args.src_ckpt} tensor by tensor")
+        source = stream.Source.open(args.src_ckpt, src_cfg, args.seed, args.out, args.allow_nonfinite)
+        for name in fws:
+            fw = frameworks.load(name)
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=console, transient=True, disable=not console.is_terminal) as bar:
+                task = bar.add_task(f"{fw.title}: expanding", total=len(recipes))
+                line(f"{fw.title}: expanding {len(recipes)} tensors, each written as it is made")
+                stream.reset_peak_rss()
+                result = stream.grow(name, recipes, source, dst_cfg, args.out,
+                                     executor=args.ms_executor if name == "ms" else None,
+                                     on_tensor=lambda _, task=task: bar.advance(task))
+            if result.executor_note:
+                print(f"{fw.title}: {result.executor_note}", file=sys.stderr, flush=True)
+            line(f"{fw.title}: wrote {result.weights_path}")
+            rows.append((fw.title, {**result.seconds, "plan": plan_seconds}, result.weights_path, result.executor,
+                         result.peak_rss))
+            del result
+    finally:
+        if source is not None:
+            source.close()
+    parity = None
+    if len(rows) == 2:
+        line("Parity: comparing the two files tensor by tensor")
+        parity = stream.compare_files(rows[1][2], rows[0][2])
+    return rows, parity
 
 
 def cmd_infer(args) -> int:
