@@ -25,7 +25,6 @@ removed at the end.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import os
 import queue
 import shutil
@@ -317,8 +316,6 @@ def grow(framework: str, recipes: list, source: Source, dst_cfg: ModelConfig, ou
         background.stop()
         writer.abort()
         raise
-    finally:
-        gc.collect()
     write_json(out_dir / CONFIG_NAME, dst_cfg.to_hf())
     seconds["save"] = background.busy
     seconds["total"] = time.perf_counter() - start
