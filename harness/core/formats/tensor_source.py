@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -123,8 +124,15 @@ class TensorFile(Mapping):
         self.bytes_read = 0
 
     def __getitem__(self, name: str) -> np.ndarray:
+        return self.read(name)
+
+    def read(self, name: str, out: np.ndarray | None = None) -> np.ndarray:
+        """Tensor `name`, read into `out` (C-contiguous, its shape and dtype) or a fresh array."""
         entry = self.entries[name]
-        out = np.empty(entry.shape, dtype=entry.dtype)
+        if out is None:
+            out = np.empty(entry.shape, dtype=entry.dtype)
+        elif out.shape != entry.shape or out.dtype != entry.dtype or not out.flags.c_contiguous:
+            raise ValueError(f"{name}: cannot read {entry.dtype}{entry.shape} into {out.dtype}{out.shape}")
         view, at = memoryview(out.reshape(-1).view(np.uint8)), 0
         try:
             for start, end in entry.spans:
@@ -140,6 +148,14 @@ class TensorFile(Mapping):
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def prefetch(self, name: str) -> None:
+        """Ask the kernel to start reading tensor `name` into the page cache now (posix_fadvise
+        WILLNEED: returns at once), so that a later read finds it there: reading from a cold disk
+        then overlaps the work on earlier tensors."""
+        if hasattr(os, "posix_fadvise") and self._fd >= 0:
+            for start, end in self.entries[name].spans:
+                os.posix_fadvise(self._fd, start, end - start, os.POSIX_FADV_WILLNEED)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -161,6 +177,9 @@ class SourceWindow:
         needs[i] = the source names step i reads;  arrays(i) -> {name: array};  done(i) after step i
     """
 
+    AHEAD = 4    # steps whose sources are asked for ahead (a page-cache hint: no memory of ours)
+    SPARES = 2   # released arrays kept per shape to read into
+
     def __init__(self, source: Mapping, needs: list[tuple[str, ...]], window: int):
         self.source, self.needs, self.window = source, needs, window
         self.uses: dict[str, list[int]] = {}
@@ -168,21 +187,47 @@ class SourceWindow:
             for name in names:
                 self.uses.setdefault(name, []).append(i)
         self.held: dict[str, np.ndarray] = {}
+        self.hinted: set[str] = set()   # asked for ahead, not read yet
+        self.spares: dict[tuple, list[np.ndarray]] = {}   # (shape, dtype) -> released arrays to read into
         self.reads = 0
 
     def arrays(self, i: int) -> dict[str, np.ndarray]:
+        """The sources of step i (read now if not held); the sources of the next steps are asked
+        for ahead (the source's prefetch, if it has one: a TensorFile's page-cache hint)."""
+        prefetch = getattr(self.source, "prefetch", None)
+        if prefetch is not None:
+            for step in self.needs[i + 1:i + 1 + self.AHEAD]:
+                for name in step:
+                    if name not in self.held and name not in self.hinted:
+                        prefetch(name)
+                        self.hinted.add(name)
+        read = getattr(self.source, "read", None)
         for name in self.needs[i]:
             if name not in self.held:
-                self.held[name] = self.source[name]
+                if read is None:
+                    self.held[name] = self.source[name]
+                else:
+                    entry = self.source.entries[name]
+                    spare = self.spares.get((entry.shape, entry.dtype.str))
+                    self.held[name] = read(name, spare.pop() if spare else None)
                 self.reads += 1
+                self.hinted.discard(name)
         return {name: self.held[name] for name in self.needs[i]}
 
     def done(self, i: int) -> None:
-        """Release what step i read that no step in (i, i + window] needs."""
+        """Release what step i read that no step in (i, i + window] needs; an array nobody else
+        holds any more (the step's result may be the source itself, on its way to the file) is
+        kept as a spare for the next read of its shape: memory already touched is reused (on this
+        project's VM the first touch of a page costs several times a copy into it)."""
         for name in list(self.held):
             later = [u for u in self.uses[name] if u > i]
             if not later or later[0] > i + self.window:
-                del self.held[name]
+                array = self.held.pop(name)
+                if sys.getrefcount(array) <= 2:    # `array` and getrefcount's argument: ours alone
+                    spare = self.spares.setdefault((array.shape, array.dtype.str), [])
+                    if len(spare) < self.SPARES:
+                        spare.append(array)
+                del array
 
 
 # -- front to back, hashed --------------------------------------------------------------
