@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 export GLOG_v := 3
 
-.PHONY: setup test parity bench check-mirror lint clean
+.PHONY: setup test parity bench bench-scale check-mirror lint clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ REPEAT ?= 3
 bench: $(STAMP)
 	$(PY) tools/bench_expand.py --repeat $(REPEAT)
 	$(PY) tools/bench_infer.py
+
+# The cost curve of streamed growth up to GPT-2 at 6.7e9 parameters (tools/bench_scale.py): seconds,
+# write floor, time / floor and peak RSS per step and framework; reports/bench_scale.{md,json,png}.
+# Writes about 150 GB over the run but holds at most one step's source and target (~33 GB at 6.7B).
+bench-scale: $(STAMP)
+	$(PY) tools/bench_scale.py $(SCALE_ARGS)
 
 clean:
 	rm -rf reports rank_0 .pytest_cache

@@ -142,6 +142,7 @@ def cmd_expand(args) -> int:
            "streamed": True}
     if parity is not None:
         log["parity"] = {"identical": parity.identical, "compared": parity.compared, "max_ulp": parity.max_ulp,
+                         "seconds": parity.seconds,
                          "max_abs": parity.max_abs, "worst": parity.worst, "problems": parity.problems,
                          "sha256": {parity.got.name: parity.got_sha256, parity.ref.name: parity.ref_sha256}}
     write_json(args.out / "plan.json", log)
@@ -160,7 +161,8 @@ def cmd_expand(args) -> int:
     out.print(table)
     print("streamed: each tensor written as it is made; save (a writer thread) overlaps expand, total is both")
     if parity is not None:
-        print(f"parity (streamed, {parity.got.name} vs {parity.ref.name}): {parity.summary()}")
+        print(f"parity (streamed, {parity.got.name} vs {parity.ref.name}): {parity.summary()}; "
+              f"{parity.seconds:.1f} s")
         print(f"sha256: {parity.got.name} {parity.got_sha256}, {parity.ref.name} {parity.ref_sha256}")
     print(f"plan and provenance: {args.out / 'plan.json'}")
     if parity is not None and not parity.identical:
