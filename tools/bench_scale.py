@@ -11,6 +11,8 @@ previous target (PyTorch's file). For each step and framework, in a child proces
 - peak RSS from the OS (/proc/self/status VmHWM) of that child, and its RSS after the interpreter,
   the harness and the framework were imported (and MindSpore's kernel built): "beyond" is the
   difference, what growing itself held;
+- every run reads its source from a cold page cache (evicted first: the guest's cache; the VM's host
+  may still cache the disk);
 - the write floor: the same number of bytes in the same layout, written straight by the same writer
   class (safetensors for PyTorch, MindSpore's .ckpt framing for MindSpore) from one buffer already
   in memory: what any grower must pay to put the file on this disk. time / floor is the overhead of
@@ -93,7 +95,19 @@ def child(spec: dict) -> dict:
             "peak_rss": stream.peak_rss()}
 
 
+def drop_cache(path: Path) -> None:
+    """Evict a file from the page cache (posix_fadvise DONTNEED), so that every run reads its source
+    as cold as the first one did (the first framework would otherwise pay for the second's cache)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def run_child(spec: dict) -> dict:
+    drop_cache(Path(spec["source"]))
     done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], cwd=ROOT,
                           capture_output=True, text=True)
     if done.returncode != 0:
@@ -205,7 +219,8 @@ def plot(rows: list[dict], path: Path) -> Path | None:
         left, top, w, h = 90 + p * 700, 60, 560, 460
         values = [r[key] for r in streamed] + [r[ref_key] for r in streamed if ref_key in r]
         if unit == "GB":
-            values = [v / 1e9 for v in values] + [r["rss_beyond_bytes"] / 1e9 for r in streamed]
+            values = [v / 1e9 for v in values] + [r["rss_beyond_bytes"] / 1e9 for r in streamed] + \
+                [r["peak_rss"] / 1e9 for r in rows if r["mode"] == "memory"]
         lo_x, hi_x = np.log10(min(xs)) - 0.1, np.log10(max(xs)) + 0.1
         lo_y, hi_y = np.log10(max(min(v for v in values if v > 0), 1e-3)) - 0.1, np.log10(max(values)) + 0.1
 
@@ -230,39 +245,57 @@ def plot(rows: list[dict], path: Path) -> Path | None:
                     draw.line([x, top, x, top + h], fill=(225, 225, 225))
                     draw.text((x - 14, top + h + 6), f"{v / 1e9:g}", fill="black", font=small)
         draw.text((left + w / 2 - 110, top + h + 26), "parameters, billions (log)", fill="black", font=font)
-        series = []
+        series = []   # (label, colour, [(family, x, y)], dashed, hollow)
         for name in ("pt", "ms"):
             mine = sorted((r for r in streamed if r["framework"] == name), key=lambda r: r["params"])
             if not mine:
                 continue
             scale = 1e9 if unit == "GB" else 1
-            series.append((TITLES[name], colours[name], [(r["params"], r[key] / scale) for r in mine], False))
+            series.append((TITLES[name], colours[name], [(r["family"], r["params"], r[key] / scale) for r in mine],
+                           False, False))
             if unit == "GB":
                 series.append((f"{TITLES[name]} beyond imports", colours[name],
-                               [(r["params"], r["rss_beyond_bytes"] / 1e9) for r in mine], True))
+                               [(r["family"], r["params"], r["rss_beyond_bytes"] / 1e9) for r in mine], True, False))
+                held = sorted((r for r in rows if r["framework"] == name and r["mode"] == "memory"),
+                              key=lambda r: r["params"])
+                if held:
+                    series.append((f"{TITLES[name]} in memory (today's path)", colours[name],
+                                   [(r["family"], r["params"], r["peak_rss"] / 1e9) for r in held], False, True))
             elif all("floor_s" in r for r in mine):
                 series.append((f"write floor ({'safetensors' if name == 'pt' else '.ckpt'})",
                                tuple(int(c * 0.5 + 128) for c in colours[name]),
-                               [(r["params"], r["floor_s"]) for r in mine], True))
+                               [(r["family"], r["params"], r["floor_s"]) for r in mine], True, False))
         if unit == "GB":
             first = sorted({r["params"]: r for r in streamed}.values(), key=lambda r: r["params"])
             series.append(("target size (float32)", colours["size"],
-                           [(r["params"], r["target_bytes"] / 1e9) for r in first], False))
-        for i, (label, colour, points, dashed) in enumerate(series):
-            xy = [at(x, y) for x, y in points]
-            for a, b in zip(xy, xy[1:], strict=False):
-                if dashed:
-                    for t in np.linspace(0, 1, 24)[::2]:
-                        s = (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
-                        e = (a[0] + (b[0] - a[0]) * (t + 1 / 23), a[1] + (b[1] - a[1]) * (t + 1 / 23))
-                        draw.line([s, e], fill=colour, width=2)
-                else:
-                    draw.line([a, b], fill=colour, width=3)
-            for x, y in xy:
-                draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour)
+                           [(r["family"], r["params"], r["target_bytes"] / 1e9) for r in first], False, False))
+        for i, (label, colour, points, dashed, hollow) in enumerate(series):
+            for family in dict.fromkeys(f for f, _, _ in points):   # a line per family, none across
+                xy = [at(x, y) for f, x, y in points if f == family]
+                for a, b in zip(xy, xy[1:], strict=False):
+                    if hollow:
+                        continue
+                    if dashed:
+                        for t in np.linspace(0, 1, 24)[::2]:
+                            s = (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
+                            e = (a[0] + (b[0] - a[0]) * (t + 1 / 23), a[1] + (b[1] - a[1]) * (t + 1 / 23))
+                            draw.line([s, e], fill=colour, width=2)
+                    else:
+                        draw.line([a, b], fill=colour, width=3)
+                for x, y in xy:
+                    box = [x - 5, y - 5, x + 5, y + 5]
+                    shape = draw.rectangle if family == "bert" else draw.ellipse
+                    shape(box, outline=colour, width=2) if hollow else shape(box, fill=colour)
             ly = top + 10 + i * 18
-            draw.line([left + 12, ly + 7, left + 40, ly + 7], fill=colour, width=2 if dashed else 3)
+            if hollow:
+                draw.ellipse([left + 21, ly + 2, left + 31, ly + 12], outline=colour, width=2)
+            elif dashed:
+                for x0 in range(left + 12, left + 40, 6):
+                    draw.line([x0, ly + 7, x0 + 3, ly + 7], fill=colour, width=2)
+            else:
+                draw.line([left + 12, ly + 7, left + 40, ly + 7], fill=colour, width=3)
             draw.text((left + 46, ly), label, fill="black", font=small)
+        draw.text((left + w - 190, top + h - 22), "circles: gpt2, squares: bert", fill="black", font=small)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path
@@ -279,10 +312,16 @@ def main() -> int:
     ap.add_argument("--no-floor", dest="floor", action="store_false", help="skip the write floor")
     ap.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temp folder)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON (last line)")
+    ap.add_argument("--replot", type=Path, help="render the table and plot again from a bench_scale.json")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
+        return 0
+    if args.replot:
+        rows = json.loads(args.replot.read_text())
+        print(render_table(rows))
+        print(plot(rows, args.replot.with_suffix(".png")))
         return 0
     fws = args.frameworks.split(",")
     steps = [tuple(s.split(":")) for s in (args.one or args.steps).split(",")]
