@@ -142,7 +142,6 @@ def cmd_expand(args) -> int:
            "streamed": True}
     if parity is not None:
         log["parity"] = {"identical": parity.identical, "compared": parity.compared, "max_ulp": parity.max_ulp,
-                         "seconds": parity.seconds,
                          "max_abs": parity.max_abs, "worst": parity.worst, "problems": parity.problems,
                          "sha256": {parity.got.name: parity.got_sha256, parity.ref.name: parity.ref_sha256}}
     write_json(args.out / "plan.json", log)

@@ -35,6 +35,7 @@ import gc
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -141,13 +142,14 @@ def _gb(n: float) -> str:
 
 
 def bench_step(family: str, src: str, dst: str, source: Path, workdir: Path, fws: list[str], floor: bool,
-               memory: bool, method: str) -> tuple[list[dict], Path]:
-    """Rows of one step (one per framework, and per framework in memory with --memory) and the path of
-    PyTorch's target (the next step's source; the caller deletes it)."""
+               memory: bool, method: str, keep: bool) -> tuple[list[dict], Path | None]:
+    """Rows of one step (one per framework, and per framework in memory with --memory) and, with
+    keep, the path of PyTorch's target (a later step's source; the caller deletes it)."""
     dst_cfg = preset(family, dst)
     target_bytes = dst_cfg.n_params() * 4
-    stream.check_disk(workdir, target_bytes * (2 if "pt" in fws else 1), f"the step {family} {src} -> {dst}")
-    rows, keep = [], None
+    keep = keep and "pt" in fws
+    stream.check_disk(workdir, target_bytes * (2 if keep else 1), f"the step {family} {src} -> {dst}")
+    rows, kept = [], None
     for name in fws:
         modes = ["streamed"] + (["memory"] if memory and target_bytes * 1.6 < _available() else [])
         for mode in modes:
@@ -166,11 +168,11 @@ def bench_step(family: str, src: str, dst: str, source: Path, workdir: Path, fws
                 row["time_over_floor"] = row["time_s"] / row["floor_s"]
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "path"}), file=sys.stderr, flush=True)
-            if name == "pt" and mode == "streamed":
-                keep = Path(got["path"])
+            if keep and name == "pt" and mode == "streamed":
+                kept = Path(got["path"])
             else:
                 shutil.rmtree(out, ignore_errors=True)
-    return rows, keep
+    return rows, kept
 
 
 def _available() -> int:
@@ -323,6 +325,7 @@ def main() -> int:
         print(render_table(rows))
         print(plot(rows, args.replot.with_suffix(".png")))
         return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # `kill`: the scratch folder is removed, the child too
     fws = args.frameworks.split(",")
     steps = [tuple(s.split(":")) for s in (args.one or args.steps).split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=args.workdir))
@@ -339,10 +342,10 @@ def main() -> int:
                 (source.parent / "config.json").write_text(json.dumps(cfg.to_hf()))
                 print(f"drew {family} {src}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
                 sources[(family, src)] = source
-            step_rows, target = bench_step(family, src, dst, source, workdir, fws, args.floor, args.memory,
-                                           args.method)
-            rows.extend(step_rows)
             later = steps[steps.index((family, src, dst)) + 1:]
+            step_rows, target = bench_step(family, src, dst, source, workdir, fws, args.floor, args.memory,
+                                           args.method, keep=any((f, s) == (family, dst) for f, s, _ in later))
+            rows.extend(step_rows)
             for key, path in list(sources.items()):   # sources no later step grows from: deleted
                 if not any((f, s) == key for f, s, _ in later):
                     shutil.rmtree(path.parent, ignore_errors=True)

@@ -23,6 +23,7 @@ import hashlib
 import os
 import sys
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -174,10 +175,16 @@ class SourceWindow:
     it is needed again within `window` steps (AKI reads layer l + 1 again for the next layer; a
     depth copy reads its source layer again, later: from the page cache, most likely).
 
-        needs[i] = the source names step i reads;  arrays(i) -> {name: array};  done(i) after step i
+        needs[i] = the source names step i reads;  arrays(i) -> {name: array};  done(i) after step i;
+        close() at the end
+
+    A source with a `read(name, out)` (a TensorFile) is read on a thread of its own one step ahead:
+    while step i is made, step i + 1's sources are read (os.preadv releases the GIL), into released
+    arrays of the same shape where there are some; the sources of the steps after that are hinted to
+    the page cache (`prefetch`).
     """
 
-    AHEAD = 4    # steps whose sources are asked for ahead (a page-cache hint: no memory of ours)
+    AHEAD = 12   # steps whose sources are asked for ahead (a page-cache hint: no memory of ours)
     SPARES = 2   # released arrays kept per shape to read into
 
     def __init__(self, source: Mapping, needs: list[tuple[str, ...]], window: int):
@@ -189,30 +196,41 @@ class SourceWindow:
         self.held: dict[str, np.ndarray] = {}
         self.hinted: set[str] = set()   # asked for ahead, not read yet
         self.spares: dict[tuple, list[np.ndarray]] = {}   # (shape, dtype) -> released arrays to read into
+        self.pending: dict[str, Future] = {}              # being read on the reader thread
         self.reads = 0
+        self._read = getattr(source, "read", None)
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="source-reader") if self._read else None
+
+    def _spare(self, name: str) -> np.ndarray | None:
+        entry = self.source.entries[name]
+        spare = self.spares.get((entry.shape, entry.dtype.str))
+        return spare.pop() if spare else None
 
     def arrays(self, i: int) -> dict[str, np.ndarray]:
-        """The sources of step i (read now if not held); the sources of the next steps are asked
-        for ahead (the source's prefetch, if it has one: a TensorFile's page-cache hint)."""
-        prefetch = getattr(self.source, "prefetch", None)
-        if prefetch is not None:
-            for step in self.needs[i + 1:i + 1 + self.AHEAD]:
+        """The sources of step i (read now if not held or on their way)."""
+        for name in self.needs[i]:
+            if name in self.held:
+                continue
+            if name in self.pending:
+                self.held[name] = self.pending.pop(name).result()
+            elif self._read is not None:
+                self.held[name] = self._read(name, self._spare(name))
+            else:
+                self.held[name] = self.source[name]
+            self.reads += 1
+            self.hinted.discard(name)
+        mine = {name: self.held[name] for name in self.needs[i]}
+        if self._reader is not None:
+            for name in self.needs[i + 1] if i + 1 < len(self.needs) else ():
+                if name not in self.held and name not in self.pending:
+                    self.pending[name] = self._reader.submit(self._read, name, self._spare(name))
+            prefetch = getattr(self.source, "prefetch", None)
+            for step in self.needs[i + 2:i + 2 + self.AHEAD] if prefetch is not None else ():
                 for name in step:
-                    if name not in self.held and name not in self.hinted:
+                    if name not in self.held and name not in self.pending and name not in self.hinted:
                         prefetch(name)
                         self.hinted.add(name)
-        read = getattr(self.source, "read", None)
-        for name in self.needs[i]:
-            if name not in self.held:
-                if read is None:
-                    self.held[name] = self.source[name]
-                else:
-                    entry = self.source.entries[name]
-                    spare = self.spares.get((entry.shape, entry.dtype.str))
-                    self.held[name] = read(name, spare.pop() if spare else None)
-                self.reads += 1
-                self.hinted.discard(name)
-        return {name: self.held[name] for name in self.needs[i]}
+        return mine
 
     def done(self, i: int) -> None:
         """Release what step i read that no step in (i, i + window] needs; an array nobody else
@@ -228,6 +246,13 @@ class SourceWindow:
                     if len(spare) < self.SPARES:
                         spare.append(array)
                 del array
+
+    def close(self) -> None:
+        """Stop the reader thread (a read under way finishes; none queued starts)."""
+        if self._reader is not None:
+            self._reader.shutdown(wait=True, cancel_futures=True)
+            self._reader = None
+        self.pending.clear()
 
 
 # -- front to back, hashed --------------------------------------------------------------

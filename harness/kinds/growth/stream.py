@@ -9,10 +9,11 @@ measures it (tools/bench_scale.py).
 grow() opens the framework's weights writer with the whole layout (param_shapes of the target: a
 safetensors header is written first), then for each recipe in target order: the source tensors it
 names are read (harness.core.formats.tensor_source: pread into fresh memory, kept only while the next
-layer needs them again), the target tensor is made by the framework's expander (expand_one; a depth
-copy is made again from its sources, the same bits), handed to a writer thread and released once
-written. The writer thread writes tensor i while the expander makes tensor i + 1 (os.write releases
-the GIL), so a run takes about the longer of the two, not their sum. Peak memory: the source tensors
+layer needs them again; a reader thread reads the next tensor's sources ahead), the target tensor is
+made by the framework's expander (expand_one; a depth copy is made again from its sources, the same
+bits), handed to a writer thread and released once written. The writer thread writes tensor i while
+the expander makes tensor i + 1 and the reader reads tensor i + 2's sources (os.preadv / os.write
+release the GIL), so a run takes about the longest of the three, not their sum. Peak memory: the source tensors
 of about one layer, and two target tensors (the one being written, the one being made).
 
 The bytes are those the in-memory path (pipeline.expand + pipeline.save) writes: the same tensors in
@@ -336,6 +337,8 @@ def grow(framework: str, recipes: list, source: Source, dst_cfg: ModelConfig, ou
         background.stop()
         writer.abort()
         raise
+    finally:
+        window.close()
     write_json(out_dir / CONFIG_NAME, dst_cfg.to_hf())
     seconds["save"] = background.busy
     seconds["total"] = time.perf_counter() - start
