@@ -104,3 +104,29 @@ def test_a_loopback_socket_worker_runs_whole_cases_and_its_rows_reach_the_contro
     assert workers == {"gw0", "gw1"}, workers   # the socket worker (gw1) ran a case too
     assert (workdir / ROOT.name / "conftest.py").is_file()        # it ran from its rsynced copy
     assert not (workdir / ROOT.name / "reports").exists()          # and wrote no report of its own
+
+
+def test_plain_loadgroup_still_splits_groups_on_the_pinned_pair(tmp_path):
+    """The canary of conftest.py's scheduler subclass: with the pinned pytest 9.2 and pytest-xdist 3.8,
+    plain `--dist loadgroup` spreads one xdist_group over workers (pytest-dev/pytest-xdist#1386). The
+    day this fails, xdist groups by the mark again: drop the subclass and let the marks do it."""
+    (tmp_path / "test_groups.py").write_text(
+        "import os, pytest\n"
+        "@pytest.mark.parametrize('case', [pytest.param(c, marks=pytest.mark.xdist_group(c)) for c in 'abcd'])\n"
+        "@pytest.mark.parametrize('check', range(3))\n"
+        "def test_check(case, check):\n"
+        "    worker = os.environ['PYTEST_XDIST_WORKER']\n"
+        "    with open(os.path.join(os.path.dirname(__file__), 'ran-' + worker), 'a') as f:\n"
+        "        f.write(case + '\\n')\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist",
+                           "loadgroup", "test_groups.py"], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=DEADLINE_S)
+    assert done.returncode == 0, done.stdout[-2000:]
+    workers_of: dict[str, set] = {}
+    for ran in tmp_path.glob("ran-gw*"):
+        for case in ran.read_text().split():
+            workers_of.setdefault(case, set()).add(ran.name)
+    assert any(len(w) > 1 for w in workers_of.values()), (
+        f"plain --dist loadgroup kept every group on one worker ({workers_of}): the pinned xdist groups by "
+        "xdist_group again; conftest.py's pytest_xdist_make_scheduler subclass can go")
