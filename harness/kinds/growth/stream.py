@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import queue
-import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -187,10 +186,6 @@ class Source:
             raise
         return cls(cfg, _Checked(file, str(path), allow_nonfinite), path, drawn, _file=file)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(int(np.prod(s, dtype=np.int64)) * 4 for s in param_shapes(self.cfg).values())
-
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
@@ -285,7 +280,8 @@ class StreamResult:
     framework: str
     weights_path: Path
     weights_bytes: int
-    seconds: dict[str, float]      # load (open the source), read, expand, save (writer busy), total (wall)
+    seconds: dict[str, float]      # load (open the source), read (waiting for it), expand, save (writer busy),
+    #                                wait (for the writer), total (wall)
     executor: str = ""
     executor_note: str = ""
     source_reads: int = 0          # source tensors read (a tensor needed again later is read again)
@@ -341,6 +337,7 @@ def grow(framework: str, recipes: list, source: Source, dst_cfg: ModelConfig, ou
         window.close()
     write_json(out_dir / CONFIG_NAME, dst_cfg.to_hf())
     seconds["save"] = background.busy
+    seconds["wait"] = background.waited   # the expander waiting for the writer: the disk was the long pole
     seconds["total"] = time.perf_counter() - start
     return StreamResult(framework, path, path.stat().st_size, seconds, executor, note, window.reads, peak_rss())
 
@@ -484,7 +481,3 @@ def _compare_tensor(name: str, ea: Entry, eb: Entry, pieces_a, pieces_b, diffs: 
         diffs.append(TensorDiff(name, worst_ulp, worst_abs))
     return 1
 
-
-def remove_outputs(out_dir: Path) -> None:
-    """Remove a grown folder (the scale benchmark keeps one step's files at a time)."""
-    shutil.rmtree(out_dir, ignore_errors=True)
