@@ -21,11 +21,11 @@ check-mirror: $(STAMP)
 	$(PY) tools/check_mirror.py
 
 # ruff (rules in pyproject.toml), the import contracts (pyproject.toml [tool.importlinter]) and the
-# CI workflow against GitHub's workflow schema (check-jsonschema's own copy: nothing is fetched).
+# CI workflow, by actionlint (its binary ships in the pinned wheel: nothing is fetched).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/ci.yml
+	$(VENV)/bin/actionlint .github/workflows/ci.yml
 
 # The default test run: everything but the seed-size (slow) cases.
 test: $(STAMP) check-mirror lint
@@ -36,14 +36,17 @@ test: $(STAMP) check-mirror lint
 # JOBS=2 spreads cases over pytest-xdist workers, one case per worker at a time (each worker
 # holds its own models).
 parity: $(STAMP)
-	KEEP=$(KEEP) $(PY) -m pytest tests/test_parity.py tests/test_tinybert.py tests/test_inference.py -q \
+	KEEP=$(KEEP) $(PY) -m pytest tests/test_parity.py tests/test_tinybert.py tests/test_inference.py tests/test_train.py -q \
 		--junitxml=reports/junit.xml $(if $(JOBS),-n $(JOBS) --dist loadgroup)
 
-# Expansion (medians of REPEAT runs per case and framework), then inference throughput.
+# Expansion (medians of REPEAT runs per case and framework), inference throughput, then training-step
+# times per framework and mode (PyTorch, MindSpore jit / PyNative) with the MatMul floor of their ratio.
 REPEAT ?= 3
 bench: $(STAMP)
 	$(PY) tools/bench_expand.py --repeat $(REPEAT)
 	$(PY) tools/bench_infer.py
+	$(PY) tools/bench_train.py --family gpt2 --preset tiny_text --batch 8 --length 128
+	$(PY) tools/bench_train.py --family gpt2 --preset base --batch 8 --length 128 --modes pt,ms_jit
 
 # The cost curve of streamed growth up to GPT-2 at 6.7e9 parameters (tools/bench_scale.py): seconds,
 # write floor, time / floor and peak RSS per step and framework; reports/bench_scale.{md,json,png}.

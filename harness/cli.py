@@ -1,27 +1,26 @@
-"""Command line: `python -m harness {init,expand,infer} ...`.
+"""Command line: `python -m harness {init,expand,infer,compare,convert} ...`.
 
-Exit codes: 0 ok, 2 bad input (the message names what and how to fix), 3 internal
-error (a bug: traceback above the message), 130 interrupted (Ctrl-C, SIGINT), 143
-terminated (SIGTERM). Interrupted runs leave no partial file under a final name.
-(1, checks failed, is make test / make parity's.)
+Exit codes: 0 ok, 1 checks failed (compare: a tensor over its limit, names or shapes that
+differ, an unmapped tensor, a tied copy that differs; make test / make parity: pytest's),
+2 bad input (the message names what and how to fix), 3 internal error (a bug: traceback
+above the message), 130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM).
+Interrupted runs leave no partial file under a final name.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from harness.core import interrupts  # noqa: E402
 from harness.core.errors import BadInput, one_line  # noqa: E402
 from harness.core.vocab import FRAMEWORKS, METHODS, SAMPLINGS  # noqa: E402
-
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,11 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--framework", default="both", help="pt (HF folder) | ms (.ckpt) | both (default)")
     init.add_argument("--out", required=True, type=Path, help="output folder")
 
-    ex = sub.add_parser("expand", help="grow a model with bert2BERT FPI / AKI (width and depth)")
+    ex = sub.add_parser("expand", help="grow a model with bert2BERT FPI / AKI, or losslessly (width and depth)")
     ex.add_argument("--model", required=True, help="bert | gpt2")
     ex.add_argument("--src", help="source preset (default: the config.json of --src-ckpt)")
     ex.add_argument("--dst", required=True, help="target preset")
-    ex.add_argument("--method", default="fpi", help="fpi | aki (default fpi)")
+    ex.add_argument("--method", default="fpi", help="fpi | aki | lossless (default fpi; lossless: "
+                    "docs/lossless.md, GPT-2 at any larger size, BERT where post-LN allows)")
     ex.add_argument("--sampling", default="paper", help="paper | balanced (default paper)")
     ex.add_argument("--framework", default="both", help="pt | ms | both (default)")
     ex.add_argument("--src-ckpt", type=Path, help="source checkpoint (folder, .safetensors, .ckpt, .bin); "
@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     inf.add_argument("--ckpt", required=True, type=Path, help="model folder or weights file with config.json beside it")
     inf.add_argument("--framework", default="pt", help="pt | ms (default pt)")
     inf.add_argument("--tokenizer", type=Path, help="tokenizer.json (default: the checkpoint's own, else MiniLM's)")
+
+    from harness.commands import compare, convert
+    compare.add_parser(sub)
+    convert.add_parser(sub)
     return p
 
 
@@ -83,16 +87,17 @@ def _check_seed(value: int) -> None:
 
 
 def cmd_init(args) -> int:
-    from harness.suite import frameworks
     from harness.core.config import preset
+    from harness.core.formats.atomic import staged
     from harness.core.seeded_init import init_state
+    from harness.suite import frameworks
     cfg = preset(args.model, args.size)
     _check_seed(args.seed)
     arrays = init_state(cfg, args.seed)
     for name in _frameworks(args.framework):
         fw = frameworks.load(name)
         path = fw.io.save(args.out, cfg, {k: fw.io.to_tensor(v) for k, v in arrays.items()})
-        print(f"{fw.title}: wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {cfg.n_params():,} params)")
+        print(f"{fw.title}: wrote {path} ({staged(path).stat().st_size / 1e6:.1f} MB, {cfg.n_params():,} params)")
     return 0
 
 
@@ -100,11 +105,12 @@ def cmd_expand(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from harness.suite import frameworks
-    from harness.core.formats.checkpoint import read_config, resolve, write_json
     from harness.core.config import preset
+    from harness.core.formats.atomic import staged
+    from harness.core.formats.checkpoint import read_config, resolve, write_json
     from harness.core.plan import build_plan
     from harness.core.recipe import compile_recipes, provenance
+    from harness.suite import frameworks
 
     console = Console(stderr=True)
     _choice(args.method, METHODS, "method")
@@ -126,13 +132,16 @@ def cmd_expand(args) -> int:
     else:
         src_cfg = preset(args.model, args.src)
     if src_cfg.family != args.model:
-        raise BadInput(f"source is a {src_cfg.family} model but --model is {args.model}", "make them agree")
+        where = f"{cfg_path}: the source" if args.src_ckpt is not None and cfg_path is not None else "the source"
+        raise BadInput(f"{where} is a {src_cfg.family} model but --model is {args.model}",
+                       f"pass --model {src_cfg.family}, or a {args.model} source")
     dst_cfg = preset(args.model, args.dst)
 
     start = time.perf_counter()
     plan = build_plan(src_cfg, dst_cfg, args.method, args.sampling, args.seed)
     recipes = compile_recipes(plan)
     plan_seconds = time.perf_counter() - start
+    dst_cfg = plan.dst   # as grown: a lossless GPT-2 target's LayerNorm eps is scaled (harness.core.lossless)
 
     rows, parity = _expand_streamed(args, fws, src_cfg, dst_cfg, recipes, plan_seconds, console)
 
@@ -153,7 +162,7 @@ def cmd_expand(args) -> int:
         table.add_column(col, justify="right" if col.endswith(("s", "MB")) else "left")
     for title, seconds, path, executor, peak in rows:
         table.add_row(title, executor, *(f"{seconds[key]:.2f}" for key in columns.values()), f"{peak / 1e6:,.0f}",
-                      str(path), f"{path.stat().st_size / 1e6:.1f}")
+                      str(path), f"{staged(path).stat().st_size / 1e6:.1f}")
     out = Console()
     if not out.is_terminal:   # a log or a pipe: the whole table, never cut to rich's default 80 columns
         out = Console(width=Console(width=1 << 16).measure(table).maximum)
@@ -185,13 +194,7 @@ def _expand_streamed(args, fws, src_cfg, dst_cfg, recipes, plan_seconds, console
         if not console.is_terminal:
             print(text, file=sys.stderr, flush=True)
 
-    created = not args.out.exists()   # removed again if the run fails before anything is in it
-    try:
-        return _grow_each(args, fws, src_cfg, dst_cfg, recipes, plan_seconds, console, line)
-    except BaseException:
-        if created and args.out.is_dir() and not any(args.out.iterdir()):
-            args.out.rmdir()
-        raise
+    return _grow_each(args, fws, src_cfg, dst_cfg, recipes, plan_seconds, console, line)
 
 
 def _grow_each(args, fws, src_cfg, dst_cfg, recipes, plan_seconds, console, line):
@@ -202,7 +205,7 @@ def _grow_each(args, fws, src_cfg, dst_cfg, recipes, plan_seconds, console, line
 
     rows, source = [], None
     try:
-        line(f"Source: drawing {src_cfg.name} from seed {args.seed} into a scratch file" if args.src_ckpt is None
+        line(f"Source: drawing {src_cfg.name} from seed {args.seed} into a scratch folder" if args.src_ckpt is None
              else f"Source: reading {args.src_ckpt} tensor by tensor")
         source = stream.Source.open(args.src_ckpt, src_cfg, args.seed, args.out, args.allow_nonfinite)
         for name in fws:
@@ -234,8 +237,8 @@ def _grow_each(args, fws, src_cfg, dst_cfg, recipes, plan_seconds, console, line
 def cmd_infer(args) -> int:
     import numpy as np
 
-    from harness.suite import frameworks
     from harness.core.formats.checkpoint import load_checkpoint, resolve
+    from harness.suite import frameworks
     from harness.suite.tokenizer import load_tokenizer, minilm_dir
 
     fw = frameworks.load(_choice(args.framework, FRAMEWORKS, "framework"))
@@ -256,7 +259,8 @@ def cmd_infer(args) -> int:
     out = fw.models.run_forward(model, ids, np.ones_like(ids))
     emb = out["last_hidden_state"][0].mean(axis=0)
     print(f"model: {cfg.family}, hidden {cfg.hidden}, layers {cfg.layers}, from {weights} ({fw.title})")
-    print(f"tokenizer: {tok_path}" + ("" if tok_path == own or args.tokenizer else " (MiniLM's; the checkpoint has none)"))
+    whose = "" if tok_path == own or args.tokenizer else " (MiniLM's; the checkpoint has none)"
+    print(f"tokenizer: {tok_path}{whose}")
     print(f"tokens: {ids.shape[1]}  ids: {ids[0].tolist()}")
     print(f"sentence embedding (mean of last hidden state over tokens): shape {emb.shape}, "
           f"L2 norm {np.linalg.norm(emb):.6f}")
@@ -264,12 +268,7 @@ def cmd_infer(args) -> int:
     return 0
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so the same cleanup runs."""
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated()
+Terminated = interrupts.Terminated   # SIGTERM, raised like Ctrl-C so the same cleanup runs
 
 
 def _print_error(what: str, fix: str = "") -> None:
@@ -278,32 +277,63 @@ def _print_error(what: str, fix: str = "") -> None:
         print(f"  fix: {one_line(fix)}", file=sys.stderr)
 
 
+def report_interrupt(e: KeyboardInterrupt) -> int:
+    """Remove this process's temporary files, print the interrupt's two lines, return 130 / 143."""
+    from harness.core.formats.atomic import discard_live
+    discard_live()   # also a file created just before its writer's `with` began
+    name, code = interrupts.describe(e)
+    _print_error(f"interrupted ({name}): temporary files removed; no partial file was left under a final "
+                 "name (files completed before the interrupt are whole)",
+                 "rerun the same command: it writes the same files")
+    return code
+
+
+def _interrupt_in(e: BaseException) -> KeyboardInterrupt | None:
+    """The interrupt an exception was raised from (a C extension's import turns a KeyboardInterrupt
+    into ImportError("initialization failed") with the interrupt as its cause), else None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _output(args):
+    """The output folder of init / expand, checked before any work and changed as one unit
+    (harness.core.formats.atomic.OutputSet); nothing for infer."""
+    from contextlib import nullcontext
+    if getattr(args, "out", None) is None:
+        return nullcontext()
+    from harness.core.formats.atomic import OutputSet
+    return OutputSet(args.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"init": cmd_init, "expand": cmd_expand, "infer": cmd_infer}[args.command]
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _in_main_thread() else None
+    from harness.commands import compare, convert
+    handler = {"init": cmd_init, "expand": cmd_expand, "infer": cmd_infer,
+               "compare": compare.run, "convert": convert.run}[args.command]
+    previous = interrupts.install()   # signals held (recorded) outside the command's own work
     try:
-        return handler(args)
+        with interrupts.released(), _output(args):
+            return handler(args)
     except BadInput as e:
         _print_error(e.what, e.fix)
         return e.exit_code
     except KeyboardInterrupt as e:
-        from harness.core.formats.writers import discard_live
-        discard_live()   # also a file created just before its writer's `with` began
-        name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("SIGINT", 130)
-        _print_error(f"interrupted ({name}): temporary files removed; no partial file was left under a final "
-                     "name (files completed before the interrupt are whole)",
-                     "rerun the same command: it writes the same files")
-        return code
+        return report_interrupt(e)
     except Exception as e:  # a bug, not bad input: keep the traceback for the report
+        interrupted = _interrupt_in(e)
+        if interrupted is not None:
+            return report_interrupt(interrupted)
         traceback.print_exc()
         _print_error(f"internal error: {type(e).__name__}: {e}",
                      "this is a bug in the tool; report it with the command line and the traceback above")
         return 3
     finally:
         if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+            interrupts.restore(previous)
 
 
-def _in_main_thread() -> bool:   # signal handlers can only be set there
-    return threading.current_thread() is threading.main_thread()

@@ -5,7 +5,9 @@ one recipe per target tensor; this module only executes them, by one of EXECUTOR
 
 - "ops": the framework's own operations in harness.core.execution.schedule's order: at most one
   concatenation (AKI), one division (in-dims, on the source side) and one gather per
-  grown axis (a gather that keeps the whole tensor first appends the rest);
+  grown axis (a gather that keeps the whole tensor first appends the rest); then a lossless
+  recipe's steps (harness.core.steps: appended zeros, seeded normals drawn by numpy, or the
+  mean by pairwise adds in the one order that gives every framework the same bits);
 - "kernel" (MindSpore only, its default): each tensor in one pass by a custom
   operator (models_ms/kernel.cc, harness.core.execution.kernel), where MindSpore's own ops pay
   a fixed cost per call and per fresh buffer; same bits as "ops".
@@ -21,6 +23,7 @@ import numpy as np
 
 from harness.core.errors import BadInput
 from harness.core.execution.schedule import Schedule, schedule
+from harness.core.steps import Gather, constant, divisor, new_block
 # mirror: framework
 import os
 from pathlib import Path
@@ -56,6 +59,22 @@ def _gather_after_whole(x: Tensor, index: np.ndarray, axis: int) -> Tensor:
     """x[index] along axis where index starts with all of x in order: x copied as a block and only
     the rest gathered (MindSpore's column Gather is the slow step here; measured faster)."""
     return _concat([x, _gather(x, index[x.shape[axis]:], axis)], axis)
+
+
+def _tensor(a: np.ndarray) -> Tensor:
+    return Tensor.from_numpy(a)
+
+
+def _tile(x: Tensor, n: int, axis: int) -> Tensor:
+    reps = [1] * x.ndim
+    reps[axis] = n
+    return ops.tile(x, tuple(reps))
+
+
+def _to_front(x: Tensor, axis: int) -> Tensor:
+    """x with `axis` first, contiguous (values moved, not computed): numpy moves them, as MindSpore's strided
+    copy and its adds on strided views are 10-20x slower (measured: 0.5 s and 1 s for half a GPT-2 wte)."""
+    return x if axis == 0 else Tensor.from_numpy(np.ascontiguousarray(np.moveaxis(x.asnumpy(), axis, 0)))
 # mirror: end
 
 
@@ -76,8 +95,37 @@ def apply_schedule(src_state: dict[str, Tensor], step: Schedule) -> Tensor:
     return x
 
 
+def _mean(x: Tensor, axis: int) -> Tensor:
+    """harness.core.steps.mean with this framework's adds: the axis moved to the front first (a copy, so the
+    pairwise adds read whole rows), the adds in its order, one division, and the size-1 axis put back."""
+    shape = list(x.shape)
+    n0 = n = shape[axis]
+    x = _to_front(x, axis)
+    while n > 1:
+        h = n // 2
+        head = x[:h] + x[h:2 * h]
+        x = head if n == 2 * h else _concat([head, x[2 * h:n]], 0)
+        n = h + n % 2
+    shape[axis] = 1
+    return _divide(x, divisor(n0, len(shape))).reshape(tuple(shape))
+
+
+def apply_steps(x: Tensor, steps: tuple) -> Tensor:
+    """x after a lossless recipe's steps (harness.core.steps semantics)."""
+    for step in steps:
+        if isinstance(step, Gather):
+            x = _gather(x, np.array(step.index), step.axis)   # a writable copy: torch warns on a read-only one
+        elif step.kind == "mean":
+            x = _concat([x, _tile(_mean(x, step.axis), step.size, step.axis)], step.axis)
+        else:
+            x = _concat([x, _tensor(new_block(step, tuple(x.shape)))], step.axis)
+    return x
+
+
 def _by_ops(src_state: dict[str, Tensor], recipe, shapes: dict[str, tuple[int, ...]]) -> Tensor:
-    return apply_schedule(src_state, schedule(recipe, shapes))
+    if recipe.fill is not None:   # a constant tensor (lossless: an inserted block's zero output)
+        return _tensor(constant(recipe.shape, recipe.fill))
+    return apply_steps(apply_schedule(src_state, schedule(recipe, shapes)), recipe.steps)
 
 
 def expand(src_state: dict[str, Tensor], recipes: list,
@@ -156,7 +204,8 @@ def _kernel_shape(s0, s1, rsel, ridx, csel, cidx, dv, meta):
 
 def _by_kernel(src_state: dict[str, Tensor], recipe, shapes: dict[str, tuple[int, ...]]) -> Tensor:
     sources = [src_state[name] for name in recipe.sources]
-    if len(sources) > 2 or len(recipe.index) not in (1, 2) or any(s.dtype != ms.float32 for s in sources):
+    if (recipe.steps or recipe.fill is not None or len(sources) > 2 or len(recipe.index) not in (1, 2)
+            or any(s.dtype != ms.float32 for s in sources)):   # lossless steps and constants: by ops
         return _by_ops(src_state, recipe, shapes)   # outside the kernel's reach: same values, by ops
     p = kernel_args(recipe, shapes)
     s0, s1 = (s if s.is_contiguous() else s.contiguous() for s in (sources[0], sources[-1]))

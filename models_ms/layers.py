@@ -164,4 +164,4 @@ def causal_mask(T, attention_mask, dtype):
     allowed = ops.tril(ops.ones((T, T), dtype=ms.float32))[None, None]  # (1, 1, T, T)
     if attention_mask is not None:
         allowed = allowed * attention_mask[:, None, None, :].float()  # (B, 1, T, T)
-    return to_dtype((1.0 - allowed) * lowest(dtype), dtype)
+    return to_dtype(1.0 - allowed, dtype) * lowest(dtype)  # in dtype: float64's lowest overflows float32

@@ -6,12 +6,22 @@ For each case i in [START, COUNT) it writes the corrupted file, prints one JSON 
 {"i", "start": description} before loading it and one {"i", "outcome", "detail"} after,
 so the parent can name the case if this process crashes or hangs. Outcomes:
 - "bad_input": both frameworks' loaders (models_pt.io.load, models_ms.io.load, which read
-  through harness.core.formats.checkpoint) raised BadInput naming the file;
+  through harness.core.formats.checkpoint) raised BadInput naming the file (a config case: config.json or
+  the weights file beside it);
 - "loaded": both loaded, and every tensor equals what the file really holds (decoded here
   independently: json + numpy for safetensors, protobuf for .ckpt; a .bin must equal the
   original, since its zip CRCs cover every byte);
-- "wrong": anything else (another exception, a load that differs from the file, the two
-  frameworks disagreeing): a test failure.
+- and for a weights file, expand's streamed source reader (harness/kinds/growth/stream.py
+  Source, harness.core.formats.tensor_source) must end the same way: BadInput naming the file, or
+  the loaders' very tensors;
+- "wrong": anything else (another exception, a load that differs from the file, a file whose
+  checksum (a .ckpt's crc_num trailer, MindSpore's crc_num in safetensors metadata) does not
+  match its content loading at all, the two frameworks disagreeing): a test failure.
+
+Formats, by case number: safetensors, .ckpt, .bin and config.json (a model folder whose
+config.json is damaged, loaded without a given config; 3 : 3 : 1 : 1). Issue 20 added JSON
+nested too deep for Python's parser (headers and configs), non-UTF-8 bytes, and checksums
+(valid, stale after a flipped byte, damaged).
 """
 from __future__ import annotations
 
@@ -19,6 +29,7 @@ import json
 import struct
 import sys
 import traceback
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +70,8 @@ def pristine(workdir: Path) -> dict:
         out[family] = {"cfg": cfg, "state": state,
                        "safetensors": (folder / "model.safetensors").read_bytes(),
                        "ckpt": (folder / "model.ckpt").read_bytes(),
-                       "bin": (folder / "pytorch_model.bin").read_bytes()}
+                       "bin": (folder / "pytorch_model.bin").read_bytes(),
+                       "config": (folder / "config.json").read_bytes()}
     return out
 
 
@@ -98,7 +110,16 @@ def corrupt_safetensors(data: bytes, rng) -> tuple[bytes, str]:
     names = [k for k in header if k != "__metadata__"]
     name = names[int(rng.integers(len(names)))]
     kind = rng.choice(["flip", "flip_header", "flip_data", "truncate", "truncate_header", "extend", "hdr_len",
-                       "hdr_dtype", "hdr_shape", "hdr_offsets", "hdr_swap", "hdr_drop", "hdr_rename", "hdr_garbage"])
+                       "hdr_dtype", "hdr_shape", "hdr_offsets", "hdr_swap", "hdr_drop", "hdr_rename", "hdr_garbage",
+                       "hdr_nested", "hdr_not_utf8", "hdr_crc"])
+    if kind == "hdr_nested":
+        return _st_nested(header, body, rng)
+    if kind == "hdr_not_utf8":
+        bad = bytes(rng.choice([b"\xff", b"\xc3(", b"\xed\xa0\x80", b"\xe9t\xe9", b"\x80"]))
+        head = json.dumps(header).encode().replace(b'"format"', b'"form' + bad + b'at"', 1)
+        return _st_join(head, body), f"header metadata key holds the non-UTF-8 bytes {bad!r}"
+    if kind == "hdr_crc":
+        return _st_crc(header, body, rng)
     if kind == "flip":
         return _flip(data, rng)
     if kind == "flip_header":
@@ -148,6 +169,54 @@ def corrupt_safetensors(data: bytes, rng) -> tuple[bytes, str]:
     return _st_join(garbage, body), f"header replaced by {garbage[:40]!r}"
 
 
+def _deep(depth: int, rng) -> bytes:
+    """Valid JSON nested `depth` deep: arrays, objects or both."""
+    shape = int(rng.integers(3))
+    if shape == 0:
+        return b"[" * depth + b"]" * depth
+    if shape == 1:
+        return b'{"a":' * depth + b"1" + b"}" * depth
+    return b'[{"a":' * (depth // 2) + b"0" + b"}]" * (depth // 2)
+
+
+DEPTHS = (100, 150, 2_000, 20_000, 200_000)   # the library refuses past 128; Python's parser past ~1000
+
+
+def _st_nested(header: dict, body: bytes, rng) -> tuple[bytes, str]:
+    depth = int(rng.choice(DEPTHS))
+    deep = _deep(depth, rng)
+    where = str(rng.choice(["metadata", "entry", "document"]))
+    if where == "document":
+        head = deep
+    else:
+        text = json.dumps(header).encode()
+        key = b'"__metadata__": {' if where == "metadata" else b'"dtype": "F32"'
+        at = text.index(key) + len(key)
+        head = text[:at] + (b'"deep": ' + deep + b", " if where == "metadata" else b', "deep": ' + deep) + text[at:]
+    return _st_join(head, body), f"JSON nested {depth} deep in the header ({where})"
+
+
+def st_crc(header: dict, body: bytes) -> int:
+    """MindSpore's safetensors checksum: CRC-32 of every name and its tensor's bytes, names sorted."""
+    crc = 0
+    for name in sorted(k for k in header if k != "__metadata__"):
+        a, b = header[name]["data_offsets"]
+        crc = zlib.crc32(body[a:b], zlib.crc32(name.encode(), crc))
+    return crc
+
+
+def _st_crc(header: dict, body: bytes, rng) -> tuple[bytes, str]:
+    header["__metadata__"] = {"format": "ms", "crc_num": str(st_crc(header, body))}
+    how = str(rng.choice(["valid", "stale", "damaged"]))
+    if how == "stale":
+        body, where = _flip(body, rng, count=1)
+        return _st_join(header, body), f"MindSpore crc_num in the metadata, then data {where}"
+    if how == "damaged":
+        header["__metadata__"]["crc_num"] = str(int(header["__metadata__"]["crc_num"]) ^ (1 << int(rng.integers(32))))
+        return _st_join(header, body), "MindSpore crc_num in the metadata, one bit of it flipped"
+    return _st_join(header, body), "a valid MindSpore crc_num in the metadata"
+
+
 def _ckpt_values(data: bytes):
     from mindspore.train.checkpoint_pb2 import Checkpoint
     values = []
@@ -181,7 +250,21 @@ def corrupt_ckpt(data: bytes, rng) -> tuple[bytes, str]:
     value, start, stop = values[k]
     tag = value.tag
     kind = rng.choice(["flip", "flip_framing", "truncate", "truncate_boundary", "extend", "dims", "type",
-                       "content", "tag", "drop", "duplicate", "swap", "maptensor", "no_tensor", "crc"])
+                       "content", "tag", "drop", "duplicate", "swap", "maptensor", "no_tensor", "crc",
+                       "crc_valid", "crc_stale", "crc_damaged", "tag_not_utf8"])
+    if kind.startswith("crc_"):                            # MindSpore's save_checkpoint(..., crc_check=True)
+        signed = data + b"crc_num" + zlib.crc32(data).to_bytes(10, "big")
+        if kind == "crc_valid":
+            return signed, "a valid crc_num trailer appended"
+        if kind == "crc_stale":
+            damaged, where = _flip(data, rng, count=1)
+            return damaged + signed[len(data):], f"a valid crc_num trailer appended, then {where}"
+        at = len(signed) - 1 - int(rng.integers(4))
+        return signed[:at] + bytes([signed[at] ^ 1]) + signed[at + 1:], f"crc_num trailer with byte {at} flipped"
+    if kind == "tag_not_utf8":
+        name = tag.encode()
+        bad = bytes(rng.choice([b"\xff", b"\xc3(", b"\x80"]))
+        return data.replace(name, name[:-len(bad)] + bad, 1), f"entry {tag}: name bytes end in non-UTF-8 {bad!r}"
     if kind == "flip":
         return _flip(data, rng)
     if kind == "flip_framing":                             # key / length / name / dims / type bytes of one entry
@@ -239,6 +322,59 @@ def corrupt_ckpt(data: bytes, rng) -> tuple[bytes, str]:
     return data + trailer, f"trailer {trailer!r} appended"
 
 
+def corrupt_config(data: bytes, rng) -> tuple[bytes, str]:
+    """A damaged config.json (the weights beside it are whole)."""
+    hf = json.loads(data)
+    kind = rng.choice(["nested_value", "nested_document", "not_utf8", "latin1", "utf16", "bom", "flip", "truncate",
+                       "reformat", "extra_key", "unicode_value", "drop_key", "wrong_type", "null_byte", "huge_number"])
+    if kind == "nested_value":
+        depth = int(rng.choice(DEPTHS))
+        return data.rstrip()[:-1] + b', "deep": ' + _deep(depth, rng) + b"}", f"JSON nested {depth} deep in a value"
+    if kind == "nested_document":
+        depth = int(rng.choice(DEPTHS))
+        return _deep(depth, rng), f"the document is JSON nested {depth} deep"
+    if kind == "not_utf8":
+        bad = bytes(rng.choice([b"\xff", b"\xfe\xff", b"\xc3(", b"\xed\xa0\x80", b"\x80abc"]))
+        return data.replace(b'"model_type"', b'"model' + bad + b'_type"', 1), f"a key holds non-UTF-8 bytes {bad!r}"
+    if kind == "latin1":
+        return json.dumps({**hf, "name": "caf\u00e9"}, ensure_ascii=False).encode("latin-1"), "Latin-1 bytes"
+    if kind == "utf16":
+        return data.decode().encode("utf-16"), "encoded as UTF-16"
+    if kind == "bom":
+        return b"\xef\xbb\xbf" + data, "a UTF-8 byte-order mark first"
+    if kind == "flip":
+        return _flip(data, rng, count=1)
+    if kind == "truncate":
+        return _truncate(data, rng)
+    if kind == "reformat":
+        return json.dumps(dict(reversed(list(hf.items()))), indent=int(rng.integers(0, 5))).encode(), "keys reordered"
+    if kind == "extra_key":
+        return json.dumps({**hf, "torch_dtype": "float32", "x": [1, {"y": None}]}).encode(), "unknown keys added"
+    if kind == "unicode_value":
+        text = json.dumps({**hf, "name": "\u00e9\u4e2d\U0001f600"}, ensure_ascii=False)
+        return text.encode(), "UTF-8 text in a value"
+    key = str(rng.choice(sorted(hf)))
+    if kind == "drop_key":
+        return json.dumps({k: v for k, v in hf.items() if k != key}).encode(), f"key {key} removed"
+    if kind == "wrong_type":
+        value = [None, "64", [64], {"a": 1}, True, 1.5, -1][int(rng.integers(7))]
+        return json.dumps({**hf, key: value}).encode(), f"{key} -> {value!r}"
+    if kind == "null_byte":
+        return data.replace(b'"model_type"', b'"model\x00_type"', 1), "a NUL byte in a key"
+    value = [10 ** 400, 2 ** 64, -(2 ** 63), 1e308, float("inf")][int(rng.integers(5))]
+    text = json.dumps({**hf, key: value}).replace("Infinity", "1e999")
+    return text.encode(), f"{key} -> {value!r}"
+
+
+def decode_config(data: bytes) -> dict | None:
+    """What a loaded config.json must have been: UTF-8 text of a JSON object."""
+    try:
+        hf = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return hf if isinstance(hf, dict) else None
+
+
 def corrupt_bin(data: bytes, rng) -> tuple[bytes, str]:
     kind = rng.choice(["flip", "truncate", "extend"])
     return {"flip": _flip, "truncate": _truncate, "extend": _extend}[kind](data, rng)
@@ -248,6 +384,10 @@ def corrupt_bin(data: bytes, rng) -> tuple[bytes, str]:
 def decode_safetensors(data: bytes) -> dict[str, np.ndarray] | None:
     try:
         n, header, body = _st_split(data)
+        meta = header.get("__metadata__")
+        if isinstance(meta, dict) and meta.get("format") == "ms" and "crc_num" in meta:
+            if str(st_crc(header, body)) != str(meta["crc_num"]):
+                return None                                # a stale checksum must not load
         out = {}
         for name, e in header.items():
             if name == "__metadata__":
@@ -266,6 +406,8 @@ def decode_ckpt(data: bytes) -> dict[str, np.ndarray] | None:
     from mindspore.train.checkpoint_pb2 import Checkpoint
     try:
         if data[-17:-10] == b"crc_num":
+            if zlib.crc32(data[:-17]) != int.from_bytes(data[-10:], "big"):
+                return None                                # a stale checksum must not load
             data = data[:-17]
         msg = Checkpoint()
         msg.ParseFromString(data)
@@ -292,25 +434,33 @@ def run_case(i: int, seed: int, files: dict, workdir: Path) -> tuple[str, str, s
     from harness.suite import frameworks
     rng = np.random.default_rng([seed, i])
     family = "bert" if i % 2 == 0 else "gpt2"
-    fmt = ["safetensors", "ckpt", "safetensors", "ckpt", "safetensors", "ckpt", "bin"][i % 7]
+    fmt = ["safetensors", "ckpt", "safetensors", "ckpt", "safetensors", "ckpt", "bin", "config"][i % 8]
     pristine_bytes = files[family][fmt]
-    corrupt = {"safetensors": corrupt_safetensors, "ckpt": corrupt_ckpt, "bin": corrupt_bin}[fmt]
+    corrupt = {"safetensors": corrupt_safetensors, "ckpt": corrupt_ckpt, "bin": corrupt_bin,
+               "config": corrupt_config}[fmt]
     data, what = corrupt(pristine_bytes, rng)
     path = workdir / f"case{i:04d}_{family}.{fmt}"
-    path.write_bytes(data)
+    if fmt == "config":                  # a model folder: the damaged config.json, the whole weights
+        path.mkdir()
+        (path / "config.json").write_bytes(data)
+        (path / "model.safetensors").write_bytes(files[family]["safetensors"])
+        named = (str(path / "config.json"), str(path / "model.safetensors"))
+    else:
+        path.write_bytes(data)
+        named = (str(path),)
     description = f"{path.name}: {what}"
     print(json.dumps({"i": i, "start": description}), flush=True)
 
     cfg, original = files[family]["cfg"], files[family]["state"]
     allow_nonfinite = bool(i % 3 == 0)
-    results = {}
+    results, configs = {}, {}
     for name in ("pt", "ms"):
         fw = frameworks.load(name)
         try:
-            _, state = fw.io.load(path, cfg, allow_nonfinite=allow_nonfinite)
+            configs[name], state = fw.io.load(path, None if fmt == "config" else cfg, allow_nonfinite=allow_nonfinite)
             results[name] = ("loaded", {k: fw.io.to_numpy(t) for k, t in state.items()})
         except BadInput as e:
-            if str(path) not in e.what or not e.fix:
+            if not any(n in e.what for n in named) or not e.fix:
                 return description, "wrong", f"{name}: BadInput without the file name or a fix: {e}"
             results[name] = ("bad_input", e.what)
         except Exception as e:
@@ -319,9 +469,29 @@ def run_case(i: int, seed: int, files: dict, workdir: Path) -> tuple[str, str, s
     if pt_kind != ms_kind:
         said = pt_val if pt_kind == 'bad_input' else ms_val
         return description, "wrong", f"PyTorch {pt_kind}, MindSpore {ms_kind}: {said}"
+    if fmt != "config":                  # expand's streamed source reader (a config is read as the loaders read it)
+        try:
+            st_kind, st_val = "loaded", read_streamed(path, cfg, allow_nonfinite, workdir)
+        except BadInput as e:
+            if not any(n in e.what for n in named) or not e.fix:
+                return description, "wrong", f"streamed: BadInput without the file name or a fix: {e}"
+            st_kind, st_val = "bad_input", e.what
+        except Exception as e:
+            return description, "wrong", f"streamed: {type(e).__name__}: {e}\n{traceback.format_exc()}"
+        if st_kind != pt_kind:
+            said = st_val if st_kind == "bad_input" else pt_val
+            return description, "wrong", f"the loaders {pt_kind}, the streamed reader {st_kind}: {said}"
+        if st_kind == "loaded" and any(st_val[k].tobytes() != pt_val[k].tobytes() for k in pt_val):
+            return description, "wrong", "the streamed reader read other tensors than the loaders"
     if pt_kind == "bad_input":
-        path.unlink()
+        _remove(path)
         return description, "bad_input", pt_val
+    if fmt == "config":
+        hf = decode_config(data)
+        if hf is None:
+            return description, "wrong", "loaded, but config.json is not UTF-8 text of a JSON object"
+        if not configs["pt"] == configs["ms"] == ModelConfig.from_hf(hf, source=str(path / "config.json")):
+            return description, "wrong", f"loaded a config other than the file's: {configs['pt']}"
     truth = {"safetensors": decode_safetensors, "ckpt": decode_ckpt}.get(fmt, lambda _: original)(data)
     if truth is None:
         return description, "wrong", "loaded, but the file's own framing does not decode to these tensors"
@@ -330,8 +500,29 @@ def run_case(i: int, seed: int, files: dict, workdir: Path) -> tuple[str, str, s
         for side, got in (("PyTorch", pt_val[name]), ("MindSpore", ms_val[name])):
             if want is None or got.shape != want.shape or got.dtype != want.dtype or got.tobytes() != want.tobytes():
                 return description, "wrong", f"{side} loaded {name} differently from what the file holds"
-    path.unlink()
+    _remove(path)
     return description, "loaded", "every tensor equals the file's content"
+
+
+def read_streamed(path: Path, cfg: ModelConfig, allow_nonfinite: bool, workdir: Path) -> dict[str, np.ndarray]:
+    """Every tensor of cfg's table as `expand` reads its source (harness/kinds/growth/stream.py: the
+    header or framing checked, then each tensor read on demand and checked finite)."""
+    from harness.core.families import param_shapes
+    from harness.kinds.growth import stream
+    source = stream.Source.open(path, cfg, 0, workdir, allow_nonfinite)
+    try:
+        return {name: np.array(source.tensors[name]) for name in param_shapes(cfg)}
+    finally:
+        source.close()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        for child in path.iterdir():
+            child.unlink()
+        path.rmdir()
+    else:
+        path.unlink()
 
 
 def main() -> None:

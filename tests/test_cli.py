@@ -102,3 +102,26 @@ def test_expand_to_a_smaller_target_is_refused_before_any_work(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "hidden" in err and "128" in err and "64" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_expand_lossless_grows_gpt2_to_a_width_that_is_no_multiple(tmp_path, capsys):
+    out = tmp_path / "grown"
+    assert main(["expand", "--model", "gpt2", "--src", "tiny", "--dst", "tiny_w80", "--method", "lossless",
+                 "--framework", "both", "--out", str(out)]) == 0
+    cfg_pt, pt = load_checkpoint(out / "model.safetensors")
+    cfg_ms, ms = load_checkpoint(out / "model.ckpt")
+    assert cfg_pt == cfg_ms and cfg_pt.hidden == 80 and cfg_pt.heads == 5
+    assert cfg_pt.eps == pytest.approx(1e-5 * 64 / 80)   # the LayerNorm epsilon scaled with the stream
+    for name in pt:
+        assert np.array_equal(pt[name].view(np.uint32), ms[name].view(np.uint32)), name
+    log = json.loads((out / "plan.json").read_text())
+    assert log["plan"]["method"] == "lossless" and log["plan"]["depth_map"] == [0, 1]
+    assert "the mean" in log["tensors"]["tensors"]["transformer.wte.weight"]["rule"]
+
+
+def test_expand_lossless_bert_to_no_multiple_is_refused_before_any_work(tmp_path, capsys):
+    assert main(["expand", "--model", "bert", "--src", "tiny", "--dst", "tiny_w", "--method", "lossless",
+                 "--sampling", "balanced", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "64 -> 96" in err and "multiple" in err and "hidden 128 (heads 8)" in err and "fix:" in err
+    assert not (tmp_path / "o").exists()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 WORKER = Path(__file__).resolve().parent / "fuzz_checkpoints.py"
 SEED = 20261122
-COUNT = 500              # safetensors, .ckpt and .bin (3 : 3 : 1), BERT and GPT-2 alternately
+COUNT = 640              # safetensors, .ckpt, .bin and config.json (3 : 3 : 1 : 1), BERT and GPT-2 alternately
 CASE_DEADLINE_S = 30     # a case takes milliseconds; the slack is for a loaded machine
 START_DEADLINE_S = 180   # importing torch and MindSpore, writing the pristine files
 
@@ -90,7 +90,7 @@ def test_corrupted_checkpoints_end_in_bad_input_or_a_faithful_load(tmp_path):
     by_format = Counter((r["description"].split(":")[0].rsplit(".", 1)[1], r["outcome"]) for r in results.values())
     print(f"\nfuzz: {COUNT} cases in {seconds:.1f} s: {dict(outcomes)}; {dict(sorted(by_format.items()))}")
     # both outcomes must occur in every format, or the oracle went unused
-    for fmt in ("safetensors", "ckpt", "bin"):
+    for fmt in ("safetensors", "ckpt", "bin", "config"):
         assert by_format[fmt, "bad_input"] > 0 and by_format[fmt, "loaded"] > 0, by_format
 
 

@@ -62,6 +62,9 @@ ROW = 'family = "bert"\nsrc = "tiny"\ndst = "tiny_w"\nmethod = "fpi"\n'
     (ROW + "exact = true\n", ["case #1", "'exact'", "hidden 64 -> 96 is not a multiple"]),
     (ROW.replace('"tiny_w"', '"tiny2x"') + "exact = true\n", ["case #1", "'exact'", "paper sampling"]),
     (ROW.replace('"tiny_w"', '"tiny"').replace('"tiny"\nd', '"tiny_w"\nd', 1), ["case #1", "shrinks"]),
+    (ROW.replace('"fpi"', '"lossless"') + 'sampling = "balanced"\n', ["case #1", "64 -> 96", "multiple"]),
+    (ROW.replace('"bert"', '"gpt2"').replace('"fpi"', '"lossless"') + "exact = false\n",
+     ["case #1", "'exact'", "lossless case is exact by its method"]),
 ])
 def test_malformed_cases_toml_names_file_row_and_key(tmp_path, row, words, expect_bad_input):
     path = _write(tmp_path, "cases.toml", "[[case]]\n" + row)
@@ -297,7 +300,8 @@ def test_size_fails_for_a_file_missing_bytes_or_bloated():
 def test_a_case_that_failed_before_any_row_is_in_its_kinds_summary():
     """A runner that crashes before measuring leaves only its "run" row, stamped with its kind by
     `guarded`; each kind's summary lists that case, as failed."""
-    ids = {"growth": load_cases()[0].id, "distill": "tinybert_gd_step", "inference": "gpt2_tiny_text_onnx"}
+    ids = {"growth": load_cases()[0].id, "distill": "tinybert_gd_step", "inference": "gpt2_tiny_text_onnx",
+           "train": "gpt2_tiny_clm"}
     rows = []
     for kind, cid in ids.items():
         def crash(_rows):

@@ -5,8 +5,9 @@ MiniLM -> MiniLM 2x (interrupted while expanding) and `init` BERT small (95 MB p
 framework, interrupted while saving). The phase is detected, never guessed by a sleep:
 the test polls for the writer's temporary file (or reads the stage line on stderr),
 freezes the child with SIGSTOP (mid-save: checks the temporary file is its own), then sends
-the signal and SIGCONT. After every interruption no partial file carries a final name; a rerun
-succeeds and writes the same bytes. (Byte-identical reruns of complete runs: test_robustness.)
+the signal and SIGCONT. After every interruption no partial file carries a final name (and no
+file of an unfinished run does: the output folder changes as one set, harness.core.formats.atomic.OutputSet);
+a rerun succeeds and writes the same bytes. (Byte-identical reruns of complete runs: test_robustness.)
 """
 import os
 import queue
@@ -102,9 +103,11 @@ def test_killed_saves_leave_no_partial_file_and_a_rerun_writes_the_same_bytes(tm
     child.stop_when(lambda: any(n.startswith(".model.ckpt.") for n in _temps(tmp_path)))
     assert child.signal_and_wait(signal.SIGKILL) == -signal.SIGKILL
     stale = _temps(tmp_path)
-    assert stale and all(n.startswith(f".model.ckpt.{child.proc.pid}.") for n in stale), stale  # SIGKILL's debris
-    assert sorted(os.listdir(tmp_path)) == sorted(["config.json", "model.safetensors"] + stale)
-    first = sha256(tmp_path / "model.safetensors")          # written whole before the kill
+    # SIGKILL's debris: the set's files written so far, staged (fsynced, never renamed: the set was not
+    # complete), and the .ckpt being written; no file under a final name
+    assert [n.split(".")[1] for n in stale] == ["config", "model", "model"], stale
+    assert all(f".{child.proc.pid}." in n for n in stale) and sorted(os.listdir(tmp_path)) == stale, stale
+    first = sha256(tmp_path / next(n for n in stale if n.startswith(".model.safetensors.")))   # staged whole
 
     # the same command again, to the end: the dead run's temporary files removed, the same bytes
     assert main(INIT + ["--out", str(tmp_path)]) == 0

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from harness.core.config import ModelConfig, preset
 from harness.core.families import layer_prefix, param_shapes
-from harness.core.plan import build_plan, counts
+from harness.core.plan import GrowthPlan, build_plan, counts
 from harness.core.recipe import compile_recipes, provenance
 from harness.core.reference import execute_recipes_numpy, reference_expand
 
@@ -466,3 +466,107 @@ def test_random_growth_properties(case):
         check_fpi(plan, state, got)
     else:
         check_aki(plan, state, got)
+
+
+# -- lossless (docs/lossless.md) ------------------------------------------------------------------
+LOSSLESS = {"gpt2": ["tiny_w", "tiny_w80", "tiny_w112", "tiny_d", "tiny_wd", "tiny2x"],
+            "bert": ["tiny2x", "tiny_d", "tiny2x_d"]}
+
+
+@pytest.mark.parametrize("family,dst", [(f, d) for f, ds in LOSSLESS.items() for d in ds])
+def test_lossless_recipes_match_reference(family, dst):
+    src, dst_cfg = preset(family, "tiny"), preset(family, dst)
+    plan = build_plan(src, dst_cfg, "lossless", "balanced", seed=17)
+    state = init_state(src, seed=4)
+    recipes, got = grow(plan, state)
+    assert_bit_identical(got, reference_expand(plan, state), f"{family} lossless {dst}")
+    assert {k: v.shape for k, v in got.items()} == param_shapes(plan.dst)
+    for r in recipes:
+        if r.same_as is not None:
+            assert np.array_equal(got[r.name], got[r.same_as])
+
+
+def test_lossless_gpt2_tensors_hold_the_old_values_the_mean_and_zeros():
+    """GPT-2 64 -> 112 (7 heads, FFN 450), 2 -> 3 layers: every rule of docs/lossless.md, element by element."""
+    src, dst = preset("gpt2", "tiny"), preset("gpt2", "tiny_w112")
+    plan = build_plan(src, dst, "lossless", "paper", seed=2)
+    state = init_state(src, seed=6)
+    _, got = grow(plan, state)
+    d, D, F = src.hidden, dst.hidden, src.ffn
+    assert plan.dst.eps == src.eps * d / D and list(plan.depth_map) == [0, 1, 1]
+    wte = got["transformer.wte.weight"]
+    assert np.array_equal(wte[:, :d], state["transformer.wte.weight"])
+    assert np.all(wte[:, d:] == wte[:, d:d + 1])                       # every new coordinate: the same mean
+    np.testing.assert_allclose(wte[:, d], state["transformer.wte.weight"].astype(np.float64).mean(1), rtol=0,
+                               atol=1e-9)
+    scale = np.float32(np.sqrt(D / d))
+    for t, s in enumerate(plan.depth_map.tolist()):
+        p, q = f"transformer.h.{s}.", f"transformer.h.{t}."
+        assert np.array_equal(got[q + "ln_1.weight"], state[p + "ln_1.weight"][plan.hidden_map] / scale)
+        assert np.array_equal(got[q + "ln_1.bias"][d:], np.zeros(D - d, np.float32))
+        W = got[q + "attn.c_attn.weight"]
+        old = state[p + "attn.c_attn.weight"]
+        for part in range(3):                                          # old heads of q, k, v: the source's
+            assert np.array_equal(W[:d, part * D:part * D + d], old[:, part * d:(part + 1) * d])
+        assert np.array_equal(got[q + "mlp.c_fc.weight"][:d, :F], state[p + "mlp.c_fc.weight"])
+        inserted = t == 1                                              # layer 1's run: 1 (inserted), 2 (original)
+        for proj, units in (("attn.c_proj", d), ("mlp.c_proj", F)):
+            w, b = got[q + proj + ".weight"], got[q + proj + ".bias"]
+            if inserted:
+                assert not w.any() and not b.any(), f"{q}{proj}: an inserted block adds nothing"
+                continue
+            assert np.array_equal(w[:units, :d], state[p + proj + ".weight"]) and not w[units:].any()
+            assert np.all(w[:units, d:] == w[:units, d:d + 1]) and np.all(b[d:] == b[d])
+
+
+def test_lossless_bert_moves_the_block_affine_to_the_last_inserted_block():
+    src, dst = preset("bert", "tiny"), preset("bert", "tiny2x_d")
+    plan = build_plan(src, dst, "lossless", "balanced", seed=3)
+    state = init_state(src, seed=1)
+    rng = np.random.default_rng(0)
+    for value in state.values():
+        if value.ndim == 1:
+            value += rng.standard_normal(value.shape).astype(np.float32)
+    _, got = grow(plan, state)
+    g_h = plan.hidden_map
+    assert list(plan.depth_map) == [0, 0, 1, 1, 1] and plan.dst.eps == src.eps     # copies keep the variance
+    ones, zeros = np.ones(dst.hidden, np.float32), np.zeros(dst.hidden, np.float32)
+    assert np.array_equal(got["embeddings.LayerNorm.weight"], ones)                 # layer 0 has an inserted block
+    want = {0: "embeddings.LayerNorm", 1: None, 2: None, 3: "encoder.layer.0.output.LayerNorm",
+            4: "encoder.layer.1.output.LayerNorm"}                                   # None: identity affine
+    for t, source in want.items():
+        w, b = got[f"encoder.layer.{t}.output.LayerNorm.weight"], got[f"encoder.layer.{t}.output.LayerNorm.bias"]
+        if source is None:
+            assert np.array_equal(w, ones) and np.array_equal(b, zeros), t
+        else:
+            assert np.array_equal(w, state[source + ".weight"][g_h]) and np.array_equal(b, state[source + ".bias"][g_h])
+        if t in (0, 2, 3):                                                            # inserted blocks
+            assert not got[f"encoder.layer.{t}.output.dense.weight"].any()
+            assert not got[f"encoder.layer.{t}.attention.output.dense.bias"].any()
+
+
+@st.composite
+def lossless_cases(draw):
+    family = draw(st.sampled_from(FAMILIES))
+    dh, H, F, L = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 3))
+    H2 = draw(st.integers(H, H + 5)) if family == "gpt2" else H * draw(st.integers(1, 3))
+    common = dict(family=family, vocab=5, positions=4, type_vocab=2 if family == "bert" else 0,
+                  eps=1e-5, act="gelu" if family == "bert" else "gelu_new")
+    src = ModelConfig(hidden=H * dh, layers=L, heads=H, ffn=F, name="hyp-src", **common)
+    dst = ModelConfig(hidden=H2 * dh, layers=draw(st.integers(L, 3 * L + 2)), heads=H2,
+                      ffn=draw(st.integers(F, F + 9)), name="hyp-dst", **common)
+    sampling = "balanced" if family == "bert" else draw(st.sampled_from(["paper", "balanced"]))
+    seed = draw(st.integers(0, 2**31))
+    return build_plan(src, dst, "lossless", sampling, seed), seed
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=lossless_cases())
+def test_random_lossless_growth_matches_reference(case):
+    plan, seed = case
+    state = init_state(plan.src, seed=seed % 1000)
+    recipes, got = grow(plan, state)
+    assert_bit_identical(got, reference_expand(plan, state), "hypothesis lossless")
+    assert {k: v.shape for k, v in got.items()} == param_shapes(plan.dst)
+    again = GrowthPlan.from_json(plan.to_json())            # the scaled eps survives its own validation
+    assert again == plan and again.dst.eps == plan.dst.eps

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.suite import frameworks
-from harness.core.formats.checkpoint import load_checkpoint, read_tensors, sha256, write_safetensors
 from harness.cli import main
 from harness.core.config import load_presets, preset
 from harness.core.errors import BadInput
+from harness.core.formats.checkpoint import load_checkpoint, read_tensors, sha256, write_safetensors
 from harness.core.seeded_init import init_state
+from harness.suite import frameworks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -228,7 +228,8 @@ SIZE_ROW = "tiny = { hidden = 64, layers = 2, heads = 4, ffn = 256, vocab = 1000
     ("bert = 3\n" + SIZE_DEFAULTS, ["key 'bert' must be a table"]),
     ("[defaults]\nbert = 3\n[bert]\n" + SIZE_ROW, ["key 'defaults.bert' must be a table"]),
     (SIZE_DEFAULTS + "[bert]\ntiny = 3\n", ["[bert] tiny must be a table"]),
-    (SIZE_DEFAULTS + "[bert]\n" + SIZE_ROW.replace("}", ", colour = 1 }"), ["[bert] tiny", "unknown key(s) ['colour']"]),
+    (SIZE_DEFAULTS + "[bert]\n" + SIZE_ROW.replace("}", ", colour = 1 }"),
+     ["[bert] tiny", "unknown key(s) ['colour']"]),
     (SIZE_DEFAULTS + "[bert]\n" + SIZE_ROW.replace("ffn = 256, ", ""), ["[bert] tiny", "missing key(s) ['ffn']"]),
     (SIZE_DEFAULTS + "[bert]\n" + SIZE_ROW.replace("= 64,", '= "64",', 1), ["[bert] tiny", "hidden", "'64'"]),
     (SIZE_DEFAULTS + "[bert]\n" + SIZE_ROW.replace("heads = 4", "heads = 5"),
@@ -337,12 +338,13 @@ def _listing(folder: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("out", ["{tmp}/a_file/out", "/sys/bert2bert_parity_test_out"])
 def test_unwritable_output_exits_2_naming_it(tmp_path, capsys, out):
-    """A folder under a regular file, and one in sysfs: neither can be written, even by root."""
+    """A folder under a regular file, and one in sysfs: neither can be written, even by root (refused
+    before any work: test_an_unusable_out_is_refused_before_any_work)."""
     (tmp_path / "a_file").write_text("not a folder")
     out = out.format(tmp=tmp_path)
     assert main(["init", "--model", "bert", "--size", "tiny", "--out", out]) == 2
     what, fix = _error(capsys)
-    assert what.startswith(f"{out}/model.safetensors: cannot write: ") and "writable" in fix
+    assert what.startswith(f"{out}: cannot") and "writable" in fix
     assert not Path(out).exists()
 
 
@@ -377,6 +379,7 @@ def test_interrupt_inside_a_writer_leaves_no_temporary_file(tmp_path, monkeypatc
     """Ctrl-C between two writes of a save: the temporary file is removed, nothing else written."""
     import errno
     import fcntl
+
     from harness.core.formats import writers
     flag = writers.O_DIRECT   # the real flag, read before the buffered case sets the writers' copy to 0
     if direct:
@@ -461,3 +464,269 @@ def test_readme_documents_every_exit_code():
     section = readme.split("### Exit codes", 1)[1].split("\n## ", 1)[0]
     for code in ("0", "1", "2", "3", "130", "143"):
         assert f"`{code}`" in section, code
+
+
+# -- issue 20: the holes a hostile user found ------------------------------------------------
+def _deep_json(depth: int = 20_000) -> bytes:
+    """Valid JSON nested `depth` arrays deep (json.loads and the safetensors library refuse it)."""
+    return b"[" * depth + b"]" * depth
+
+
+def _nested_header_safetensors(model: Path, dst: Path) -> Path:
+    """model's safetensors with its header replaced by valid JSON nested 20,000 deep (valid length)."""
+    import struct
+    data = (model / "model.safetensors").read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    head = b'{"deep": ' + _deep_json() + b"}"
+    head += b" " * (-len(head) % 8)
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model / "config.json", dst)
+    (dst / "model.safetensors").write_bytes(struct.pack("<Q", len(head)) + head + data[8 + n:])
+    return dst / "model.safetensors"
+
+
+@pytest.mark.parametrize("argv", [
+    ["infer", "--sentence", "hi", "--framework", "pt", "--ckpt", "{path}"],
+    ["infer", "--sentence", "hi", "--framework", "ms", "--ckpt", "{path}"],
+    ["expand", "--model", "bert", "--dst", "tiny2x", "--src-ckpt", "{path}", "--out", "{tmp}/o"],
+], ids=["infer-pt", "infer-ms", "expand"])
+def test_deeply_nested_safetensors_header_exits_2_naming_the_file(tmp_path, capsys, tiny_bert, argv):
+    """Hole 1: the safetensors library refuses the header; the tool's own look at it must not recurse."""
+    path = _nested_header_safetensors(tiny_bert, tmp_path / "src")
+    assert main([a.format(path=path, tmp=tmp_path) for a in argv]) == 2
+    what, fix = _error(capsys)
+    assert what.startswith(f"{path}: not a readable safetensors file: ") and "nested" in what, what
+    assert "truncated or corrupt" in fix
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b'{"model_type": "bert", "hidden_size": 64, "name": "caf\xe9 \xff"}', "not UTF-8"),
+    (b'{"model_type": "bert", "deep": ' + _deep_json() + b"}", "nested deeper than"),
+    (_deep_json(), "nested deeper than"),
+], ids=["not-utf8", "nested-value", "nested-document"])
+@pytest.mark.parametrize("command", ["infer", "expand"])
+def test_config_json_not_utf8_or_nested_too_deep_exits_2_naming_it(tmp_path, capsys, tiny_bert, content, reason,
+                                                                    command):
+    """Hole 2: read_config turned UnicodeDecodeError and RecursionError into exit 3."""
+    path = _copy(tiny_bert, tmp_path / "src", "model.safetensors")
+    config = tmp_path / "src" / "config.json"
+    config.write_bytes(content)
+    argv = (["infer", "--sentence", "hi", "--ckpt", str(path)] if command == "infer" else
+            ["expand", "--model", "bert", "--dst", "tiny2x", "--src-ckpt", str(path), "--out", str(tmp_path / "o")])
+    assert main(argv) == 2
+    what, fix = _error(capsys)
+    assert what.startswith(f"{config}: cannot read config: ") and reason in what, what
+    assert "config.json" in fix
+    assert not (tmp_path / "o").exists()
+
+
+def _fd_path(fd: int) -> str:
+    return os.readlink(f"/proc/self/fd/{fd}")
+
+
+@pytest.mark.parametrize("fails", ["model.safetensors", "config.json", "model.ckpt", "plan.json"])
+def test_a_failed_write_leaves_the_whole_earlier_output_set(tmp_path, capsys, monkeypatch, fails):
+    """Hole 3: `expand --framework both` into a folder holding an earlier output, the disk failing
+    while one file of the new set is written: every file is the earlier run's, byte for byte (and
+    a file the run does not write is untouched), no temporary file stays, exit 2 naming the file."""
+    out = tmp_path / "out"
+    argv = ["expand", "--model", "bert", "--src", "tiny", "--dst", "tiny2x", "--framework", "both", "--out", str(out)]
+    assert main(argv + ["--seed", "1"]) == 0
+    (out / "notes.txt").write_text("the user's own file")
+    before = _listing(out)
+    capsys.readouterr()
+    real_fsync = os.fsync
+
+    def failing_fsync(fd):   # the disk fails as the new file is made durable (ENOSPC on a delayed write)
+        if os.path.basename(_fd_path(fd)).startswith(f".{fails}."):
+            raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    assert main(argv + ["--seed", "2"]) == 2
+    what, fix = _error(capsys)
+    assert what == f"{out / fails}: cannot write: No space left on device", what
+    assert _listing(out) == before                 # all the earlier files, nothing new, no temporary file
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert main(argv + ["--seed", "2"]) == 0      # and then the whole new set, the user's file still there
+    after = _listing(out)
+    assert set(after) == set(before) and after["notes.txt"] == before["notes.txt"]
+    assert all(after[name] != before[name] for name in ("model.safetensors", "model.ckpt", "plan.json"))
+
+
+def test_a_disk_full_during_the_ckpt_write_of_both_leaves_the_earlier_set(tmp_path, capsys):
+    """Hole 3 as reported: a full disk (file size limit) during the .ckpt write of `--framework both`."""
+    import errno
+
+    from harness.core.formats import writers
+    out = tmp_path / "out"
+    assert main(["init", "--model", "bert", "--size", "tiny", "--seed", "1", "--out", str(out)]) == 0
+    assert main(["expand", "--model", "bert", "--src", "tiny", "--dst", "tiny_w", "--out", str(out)]) == 0
+    before = _listing(out)
+    capsys.readouterr()
+    real = writers._write_all
+
+    def full_in_ckpt(fd, data):
+        if ".model.ckpt." in _fd_path(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+
+    writers._write_all = full_in_ckpt
+    try:
+        code = main(["expand", "--model", "bert", "--src", "tiny", "--dst", "tiny2x", "--seed", "3", "--out", str(out)])
+    finally:
+        writers._write_all = real
+    assert code == 2
+    what, _ = _error(capsys)
+    assert what == f"{out / 'model.ckpt'}: cannot write: No space left on device"
+    assert _listing(out) == before
+
+
+@pytest.mark.parametrize("out", ["{tmp}/a_file", "/dev/null", "{tmp}/a_file/below", "/sys/bert2bert_parity_test_out"],
+                         ids=["file", "dev-null", "under-a-file", "sysfs"])
+@pytest.mark.parametrize("command", ["init", "expand"])
+def test_an_unusable_out_is_refused_before_any_work(tmp_path, capsys, monkeypatch, out, command):
+    """Hole 5: --out was checked only when the first file was written, after load and expand."""
+    from harness.core import seeded_init as init
+    from harness.kinds.growth import pipeline
+    (tmp_path / "a_file").write_text("not a folder")
+    work = []
+    monkeypatch.setattr(pipeline, "load_source", lambda *a, **k: work.append("load") or pytest.fail("loaded"))
+    monkeypatch.setattr(init, "init_state", lambda *a, **k: work.append("init") or pytest.fail("drew weights"))
+    out = out.format(tmp=tmp_path)
+    argv = (["init", "--model", "bert", "--size", "tiny"] if command == "init" else
+            ["expand", "--model", "bert", "--src", "tiny", "--dst", "tiny2x"])
+    assert main(argv + ["--out", out]) == 2
+    what, fix = _error(capsys)
+    assert what.startswith(f"{out}: ") and "--out" in fix, (what, fix)
+    assert work == []
+    assert (tmp_path / "a_file").read_text() == "not a folder" and os.listdir(tmp_path) == ["a_file"]
+
+
+def _ms_crc_ckpt(folder: Path, cfg) -> tuple[Path, dict]:
+    """model.ckpt written by MindSpore's own save_checkpoint(..., crc_check=True), config.json beside it."""
+    import mindspore
+    state = init_state(cfg, 4)
+    folder.mkdir(parents=True, exist_ok=True)
+    mindspore.save_checkpoint(state, str(folder / "model.ckpt"), crc_check=True)
+    (folder / "config.json").write_text(json.dumps(cfg.to_hf()))
+    os.chmod(folder / "model.ckpt", 0o644)   # save_checkpoint leaves it read-only
+    return folder / "model.ckpt", state
+
+
+def test_a_ckpt_checksum_is_verified_when_present(tmp_path, capsys):
+    """Hole 6: a .ckpt with MindSpore's crc_num trailer: it loads when whole; a flipped data byte under
+    a stale checksum (or a damaged checksum) is refused, naming the file, in both frameworks."""
+    cfg = preset("bert", "tiny")
+    path, state = _ms_crc_ckpt(tmp_path / "src", cfg)
+    data = path.read_bytes()
+    assert data[-17:-10] == b"crc_num"
+    _, back = load_checkpoint(path)
+    assert all(np.array_equal(back[k], v) for k, v in state.items())
+    inside = data.index(np.float32(state["embeddings.word_embeddings.weight"][3, 5]).tobytes())
+    for damaged in (data[:inside] + bytes([data[inside] ^ 0x10]) + data[inside + 1:],   # a data byte
+                    data[:-1] + bytes([data[-1] ^ 0x01])):                            # the checksum itself
+        path.write_bytes(damaged)
+        for framework in ("pt", "ms"):
+            assert main(["infer", "--sentence", "hi", "--framework", framework, "--ckpt", str(path)]) == 2
+            what, fix = _error(capsys)
+            assert what.startswith(f"{path}: ") and "checksum" in what and "CRC-32" in what, what
+            assert "corrupt" in fix
+        # expand reads its source streamed (harness.core.formats.tensor_source): the same check, nothing written
+        assert main(["expand", "--model", "bert", "--dst", "tiny2x", "--src-ckpt", str(path),
+                     "--out", str(tmp_path / "o")]) == 2
+        what, fix = _error(capsys)
+        assert what.startswith(f"{path}: ") and "checksum" in what and "CRC-32" in what, what
+        assert not (tmp_path / "o").exists()
+
+
+def test_a_fifo_tokenizer_is_named_as_a_fifo_not_as_missing(tmp_path, capsys, tiny_bert):
+    """Hole 7: a FIFO was called "tokenizer file not found" (and is never opened: reading it would block)."""
+    fifo = tmp_path / "tokenizer.json"
+    os.mkfifo(fifo)
+    assert main(["infer", "--sentence", "hi", "--ckpt", str(tiny_bert), "--tokenizer", str(fifo)]) == 2
+    what, fix = _error(capsys)
+    assert what == f"{fifo}: tokenizer file is a FIFO (named pipe), not a regular file", what
+    assert "tokenizer.json" in fix
+
+
+@pytest.mark.parametrize("which", ["src-ckpt", "ckpt", "tokenizer"])
+def test_a_symlink_loop_is_named_as_a_loop_not_as_missing(tmp_path, capsys, tiny_bert, which):
+    """Hole 7: a symlink loop was called "no such file or folder"."""
+    loop = tmp_path / "loop"
+    os.symlink(loop, loop)
+    argv = {"src-ckpt": ["expand", "--model", "bert", "--dst", "tiny2x", "--src-ckpt", str(loop),
+                         "--out", str(tmp_path / "o")],
+            "ckpt": ["infer", "--sentence", "hi", "--ckpt", str(loop)],
+            "tokenizer": ["infer", "--sentence", "hi", "--ckpt", str(tiny_bert), "--tokenizer", str(loop)]}[which]
+    assert main(argv) == 2
+    what, _ = _error(capsys)
+    assert what.startswith(f"{loop}: ") and "symbolic link loop" in what and "no such" not in what, what
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_family_mismatch_names_the_config_file(tmp_path, capsys):
+    """Hole 7: "source is a gpt2 model but --model is bert" did not say which file said gpt2."""
+    src = tmp_path / "src"
+    assert main(["init", "--model", "gpt2", "--size", "tiny", "--out", str(src)]) == 0
+    capsys.readouterr()
+    assert main(["expand", "--model", "bert", "--dst", "tiny2x", "--src-ckpt", str(src),
+                 "--out", str(tmp_path / "o")]) == 2
+    what, fix = _error(capsys)
+    assert what == f"{src / 'config.json'}: the source is a gpt2 model but --model is bert", what
+    assert "--model gpt2" in fix
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_rename_failing_while_the_set_is_put_in_place_puts_every_earlier_file_back(tmp_path, capsys, monkeypatch):
+    """Hole 3, the last step: the new set's files are renamed into place one by one; if one rename
+    fails, the files already renamed are put back (and a name that had no earlier file is removed)."""
+    out = tmp_path / "out"
+    assert main(["init", "--model", "gpt2", "--size", "tiny", "--framework", "pt", "--seed", "1",
+                 "--out", str(out)]) == 0
+    before = _listing(out)                                  # config.json + model.safetensors, no model.ckpt
+    capsys.readouterr()
+    real_replace, renamed = os.replace, []
+
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst).parent == out and not os.path.basename(src).endswith(".old"):
+            renamed.append(Path(dst).name)
+            if len(renamed) == 3:                           # model.safetensors and model.ckpt are in place by now
+                raise OSError(5, "Input/output error")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    assert main(["init", "--model", "gpt2", "--size", "tiny", "--seed", "2", "--out", str(out)]) == 2
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert _listing(out) == before                          # model.ckpt (new name) gone, the rest the earlier bytes
+    what, _ = _error(capsys)
+    assert renamed == ["model.safetensors", "model.ckpt", "config.json"], renamed
+    assert what == f"{out / 'config.json'}: cannot write: Input/output error", what
+
+
+def test_a_mindspore_safetensors_checksum_is_verified_when_present(tmp_path, capsys):
+    """Hole 6, safetensors: MindSpore's save_checkpoint(..., format="safetensors", crc_check=True) puts a
+    CRC-32 into the metadata; a flipped data byte under it is refused."""
+    import mindspore
+    cfg = preset("bert", "tiny")
+    state = init_state(cfg, 4)
+    path = tmp_path / "model.safetensors"
+    mindspore.save_checkpoint(state, str(path), format="safetensors", crc_check=True)
+    os.chmod(path, 0o644)
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_hf()))
+    _, back = load_checkpoint(path)
+    assert all(np.array_equal(back[k], v) for k, v in state.items())
+    data = path.read_bytes()
+    assert b'"crc_num"' in data[:20_000]
+    inside = data.index(np.float32(state["embeddings.word_embeddings.weight"][3, 5]).tobytes())
+    path.write_bytes(data[:inside] + bytes([data[inside] ^ 0x10]) + data[inside + 1:])
+    assert main(["infer", "--sentence", "hi", "--ckpt", str(path)]) == 2
+    what, fix = _error(capsys)
+    assert what.startswith(f"{path}: the CRC-32 checksum in its metadata") and "corrupt" in fix, what
+    # expand reads its source streamed (harness.core.formats.tensor_source): the same check, nothing written
+    assert main(["expand", "--model", "bert", "--dst", "tiny2x", "--src-ckpt", str(path),
+                 "--out", str(tmp_path / "o")]) == 2
+    what, fix = _error(capsys)
+    assert what.startswith(f"{path}: the CRC-32 checksum in its metadata") and "corrupt" in fix, what
+    assert not (tmp_path / "o").exists()

@@ -21,8 +21,12 @@ from harness.kinds.growth import pipeline, stream
 from harness.suite import frameworks
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = [("bert", "tiny", "tiny_wd", "aki"), ("bert", "tiny", "tiny2x", "fpi"), ("gpt2", "tiny", "tiny_wd", "aki"),
-        ("gpt2", "tiny_w", "tiny_wd", "fpi")]
+# (family, src, dst, method, sampling): both bert2BERT methods and the lossless method (docs/lossless.md;
+# its GPT-2 targets at widths that are no multiple, BERT where post-LN allows), as in cases/cases.toml
+TINY = [("bert", "tiny", "tiny_wd", "aki", "paper"), ("bert", "tiny", "tiny2x", "fpi", "paper"),
+        ("gpt2", "tiny", "tiny_wd", "aki", "paper"), ("gpt2", "tiny_w", "tiny_wd", "fpi", "paper"),
+        ("gpt2", "tiny", "tiny_wd", "lossless", "paper"), ("gpt2", "tiny", "tiny_w112", "lossless", "balanced"),
+        ("bert", "tiny", "tiny2x_d", "lossless", "balanced")]
 
 
 def _in_memory(name, recipes, src_cfg, dst_cfg, seed, out):
@@ -31,11 +35,13 @@ def _in_memory(name, recipes, src_cfg, dst_cfg, seed, out):
     return pipeline.save(pipeline.expand(name, recipes, state), dst_cfg, out)
 
 
-@pytest.mark.parametrize("family, src, dst, method", TINY)
-def test_streamed_files_are_the_bytes_of_the_in_memory_path(tmp_path, family, src, dst, method):
-    src_cfg, dst_cfg = preset(family, src), preset(family, dst)
-    recipes = compile_recipes(build_plan(src_cfg, dst_cfg, method, "paper", 3))
+@pytest.mark.parametrize("family, src, dst, method, sampling", TINY)
+def test_streamed_files_are_the_bytes_of_the_in_memory_path(tmp_path, family, src, dst, method, sampling):
+    plan = build_plan(preset(family, src), preset(family, dst), method, sampling, 3)
+    src_cfg, dst_cfg = plan.src, plan.dst   # as grown: a lossless GPT-2 target's LayerNorm eps is scaled
+    recipes = compile_recipes(plan)
     source = stream.Source.open(None, src_cfg, 3, scratch=tmp_path)
+    files = {}
     try:
         for name in ("pt", "ms"):
             streamed = stream.grow(name, recipes, source, dst_cfg, tmp_path / f"streamed_{name}")
@@ -44,9 +50,12 @@ def test_streamed_files_are_the_bytes_of_the_in_memory_path(tmp_path, family, sr
             assert (tmp_path / f"streamed_{name}" / "config.json").read_bytes() == \
                 (tmp_path / f"whole_{name}" / "config.json").read_bytes()
             assert streamed.source_reads >= len(param_shapes(src_cfg))
+            files[name] = streamed.weights_path
     finally:
         source.close()
     assert not list(tmp_path.glob(".drawn-source*")), "the drawn source is removed by close()"
+    parity = stream.compare_files(files["ms"], files["pt"])   # the streamed parity: MindSpore = PyTorch, bit for bit
+    assert parity.identical and parity.max_ulp == 0 and parity.compared == len(recipes), parity.summary()
 
 
 @pytest.mark.slow
@@ -188,6 +197,27 @@ def test_cli_expand_is_streamed_reports_parity_and_leaves_no_scratch(tmp_path, c
                                        "model.safetensors": sha256(out / "model.safetensors")}
 
 
+@pytest.mark.parametrize("executor", [None, "ops"])
+def test_cli_expand_lossless_is_streamed_in_both_frameworks_0_ulp(tmp_path, capsys, executor):
+    """--method lossless through the streamed path: MindSpore's file (its default executor, and its
+    own ops) 0 ULP from PyTorch's, the grown config (LayerNorm eps scaled, harness.core.lossless)
+    saved, the bytes those of the in-memory path."""
+    out = tmp_path / "o"
+    argv = ["expand", "--model", "gpt2", "--src", "tiny", "--dst", "tiny_w112", "--method", "lossless",
+            "--sampling", "balanced", "--seed", "6", "--out", str(out)]
+    assert main(argv + (["--ms-executor", executor] if executor else [])) == 0
+    printed = capsys.readouterr().out
+    assert "parity (streamed, model.ckpt vs model.safetensors):" in printed and "max ULP 0," in printed
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.ckpt", "model.safetensors", "plan.json"]
+    log = json.loads((out / "plan.json").read_text())
+    assert log["parity"]["identical"] and log["parity"]["max_ulp"] == 0 and log["parity"]["problems"] == []
+    plan = build_plan(preset("gpt2", "tiny"), preset("gpt2", "tiny_w112"), "lossless", "balanced", 6)
+    saved = json.loads((out / "config.json").read_text())
+    assert saved == plan.dst.to_hf() and saved != preset("gpt2", "tiny_w112").to_hf()   # eps scaled
+    whole = _in_memory("pt", compile_recipes(plan), plan.src, plan.dst, 6, tmp_path / "whole")
+    assert sha256(out / "model.safetensors") == sha256(whole)
+
+
 def test_cli_expand_from_a_ckpt_source_streams_it(tmp_path, capsys):
     cfg = preset("gpt2", "tiny")
     ms = frameworks.load("ms")
@@ -209,9 +239,53 @@ def test_cli_expand_refuses_a_run_the_disk_cannot_hold_before_writing(tmp_path, 
     assert not out.exists()
 
 
+def test_a_drawn_source_lives_in_a_scratch_folder_of_its_own_removed_by_close(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's")
+    source = stream.Source.open(None, preset("gpt2", "tiny"), 1, scratch=out)
+    try:
+        scratch = [p for p in out.iterdir() if p.name != "notes.txt"]
+        assert len(scratch) == 1 and scratch[0].is_dir() and scratch[0].name.startswith(".drawn-source.")
+        assert scratch[0].stat().st_mode & 0o777 == 0o700                     # private, as tempfile.mkdtemp's
+        assert source.path.parent == scratch[0] and [p.name for p in scratch[0].iterdir()] == ["source.safetensors"]
+    finally:
+        source.close()
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    source.close()                                                            # twice: nothing more to do
+
+
+@pytest.mark.parametrize("error", [BadInput("disk full", "free some"), KeyboardInterrupt()])
+def test_a_draw_that_fails_or_is_interrupted_leaves_no_scratch_folder(tmp_path, monkeypatch, error):
+    """Source.open removes its scratch folder itself when drawing fails (an error, Ctrl-C) midway."""
+    real = stream.iter_init
+
+    def failing(cfg, seed):
+        for i, item in enumerate(real(cfg, seed)):
+            if i == 3:
+                raise error
+            yield item
+    monkeypatch.setattr(stream, "iter_init", failing)
+    with pytest.raises(type(error)):
+        stream.Source.open(None, preset("gpt2", "tiny"), 1, scratch=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupt_cleanup_removes_an_open_scratch_folder(tmp_path):
+    """The CLI's interrupt path (discard_live) removes a drawn source's folder even where no close()
+    runs: the folder is registered before it exists (harness.core.formats.atomic.temp_beside)."""
+    from harness.core.formats.atomic import discard_live
+    source = stream.Source.open(None, preset("gpt2", "tiny"), 1, scratch=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 1
+    assert source.scratch in discard_live()
+    assert list(tmp_path.iterdir()) == []
+    source.close()
+
+
 def test_a_failing_write_stops_the_run_and_leaves_no_partial_file(tmp_path, monkeypatch):
     """An error on the writer thread (disk full, say) reaches the expander, which stops, and the
-    temporary file goes."""
+    temporary file goes; the drawn source, in its scratch folder inside the output folder as the CLI
+    places it, goes with close()."""
     src_cfg, dst_cfg = preset("gpt2", "tiny"), preset("gpt2", "tiny_wd")
     recipes = compile_recipes(build_plan(src_cfg, dst_cfg, "aki", "paper", 1))
     from harness.core.formats.writers import SafetensorsStream
@@ -223,11 +297,12 @@ def test_a_failing_write_stops_the_run_and_leaves_no_partial_file(tmp_path, monk
             raise BadInput(f"{self.path}: cannot write: No space left on device", "free some disk")
         return real(self, name, array)
 
-    source = stream.Source.open(None, src_cfg, 1, scratch=tmp_path / "scratch")
+    source = stream.Source.open(None, src_cfg, 1, scratch=tmp_path / "o")
     monkeypatch.setattr(SafetensorsStream, "write", write)
     try:
         with pytest.raises(BadInput, match="No space left"):
             stream.grow("pt", recipes, source, dst_cfg, tmp_path / "o")
+        assert [p.name for p in (tmp_path / "o").iterdir()] == [source.scratch.name]   # no partial weights file
     finally:
         source.close()
     assert len(calls) <= 6   # stopped at once: at most the tensor already queued was offered

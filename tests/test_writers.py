@@ -96,7 +96,7 @@ def test_ckpt_refuses_an_empty_tensor_it_could_not_keep(tmp_path):
 
 
 def test_a_temporary_folder_replaces_an_earlier_one_whole_or_not_at_all(tmp_path):
-    from harness.core.formats.writers import _LIVE, commit, discard, temp_beside
+    from harness.core.formats.atomic import _LIVE, commit, discard, temp_beside
     final = tmp_path / "onnx_fp32"
     final.mkdir()
     (final / "old.onnx").write_bytes(b"earlier")
@@ -199,11 +199,11 @@ def test_tmpfs_gets_the_same_bytes(tmp_path):
 def test_a_failed_folder_rename_puts_the_earlier_folder_back(tmp_path, monkeypatch):
     import os
 
-    from harness.core.formats import writers
+    from harness.core.formats import atomic
     final = tmp_path / "onnx_fp32"
     final.mkdir()
     (final / "old.onnx").write_bytes(b"earlier")
-    tmp = writers.temp_beside(final, folder=True)
+    tmp = atomic.temp_beside(final, folder=True)
     (tmp / "model.onnx").write_bytes(b"new")
     real_replace = os.replace
 
@@ -212,10 +212,10 @@ def test_a_failed_folder_rename_puts_the_earlier_folder_back(tmp_path, monkeypat
             raise OSError(28, "No space left on device")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(writers.os, "replace", refuse_the_new_folder)
+    monkeypatch.setattr(atomic.os, "replace", refuse_the_new_folder)
     with pytest.raises(OSError):
-        writers.commit(tmp, final)
+        atomic.commit(tmp, final)
     monkeypatch.undo()
-    writers.discard(tmp)
+    atomic.discard(tmp)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["onnx_fp32"]
     assert (final / "old.onnx").read_bytes() == b"earlier"

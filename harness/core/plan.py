@@ -14,6 +14,13 @@ Draw order (fixed; changing it changes every plan of a seed):
 A map n -> N with N == n is the identity and draws nothing. The draws do not
 depend on `method`, so an FPI and an AKI plan of the same seed share their maps.
 
+The lossless method (harness.core.lossless, docs/lossless.md) also draws the input weights
+of new units and what reads new stream coordinates: too many numbers for the plan's
+JSON, so each block is drawn from its own generator, default_rng(fill_seed(layer,
+tensor, axis)), a function of the plan's seed alone (a tensor's values do not depend on
+the order tensors are made in). Its depth map is harness.core.lossless.depth_order, and
+its target's LayerNorm epsilon is scaled for the wider stream (lossless.target_eps).
+
 Sampling of the drawn part g(n) .. g(N-1):
     paper     uniform with replacement: rng.integers(0, n, size=N - n)
     balanced  without replacement: rng.permutation(n), then a fresh
@@ -24,9 +31,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zlib
 
 import numpy as np
 
+from harness.core import lossless
 from harness.core.config import ModelConfig
 from harness.core.errors import BadInput
 from harness.core.vocab import METHODS, SAMPLINGS
@@ -34,6 +43,7 @@ from harness.core.vocab import METHODS, SAMPLINGS
 PLAN_FORMAT = "bert2bert-plan/1"
 
 _GROWING = ("hidden", "layers", "heads", "ffn")
+_FILL_STREAM = 0x1055   # tells the lossless fill generators apart from any other use of the seed
 _EQUAL = ("vocab", "positions", "type_vocab", "eps", "act")
 
 
@@ -59,9 +69,12 @@ def draw_map(rng: np.random.Generator, n: int, N: int, sampling: str) -> np.ndar
     return np.concatenate([head, drawn.astype(np.int64)])
 
 
-def depth_map(L: int, L_new: int) -> np.ndarray:
+def depth_map(L: int, L_new: int, method: str = "fpi") -> np.ndarray:
     """Target layer t -> source layer (paper Algorithm 1): k = L'//L, r = L'%L;
-    t < kL -> t mod L; the last r target layers take source layers L-r .. L-1."""
+    t < kL -> t mod L; the last r target layers take source layers L-r .. L-1.
+    The lossless method keeps each layer's copies together: harness.core.lossless.depth_order."""
+    if method == lossless.METHOD:
+        return lossless.depth_order(L, L_new)
     k, r = divmod(L_new, L)
     first = np.arange(k * L, dtype=np.int64) % L
     last = np.arange(L - r, L, dtype=np.int64)
@@ -97,9 +110,15 @@ def validate(src: ModelConfig, dst: ModelConfig, method: str, sampling: str, see
         fixes.append(f"keep head size {src.head_size}: target heads = target hidden / {src.head_size}")
     for key in _EQUAL:
         a, b = getattr(src, key), getattr(dst, key)
+        if key == "eps" and method == lossless.METHOD and b == lossless.target_eps(src, dst):
+            continue   # a lossless target as built (epsilon scaled): validated again from its JSON
         if a != b:
             problems.append(f"{key} {a!r} -> {b!r} differs")
             fixes.append(f"use the same {key} in both configs")
+    if method == lossless.METHOD and not problems:
+        for problem, fix in lossless.problems(src, dst, sampling):
+            problems.append(problem)
+            fixes.append(fix)
     if problems:
         raise BadInput(f"cannot grow {s} into {t}: " + "; ".join(problems), "; ".join(fixes))
 
@@ -127,6 +146,11 @@ class GrowthPlan:
 
     def ffn_counts(self, layer: int) -> np.ndarray:
         return counts(self.ffn_maps[layer], self.src.ffn)
+
+    def fill_seed(self, layer: int | None, tensor: str, axis: int) -> tuple[int, ...]:
+        """Entropy of the generator of one block of lossless free values: the new entries along `axis`
+        of `tensor` (a layer-relative name in source layer `layer`, or a global name with None)."""
+        return (int(self.seed), _FILL_STREAM, 0 if layer is None else layer + 1, zlib.crc32(tensor.encode()), axis)
 
     def to_dict(self) -> dict:
         return {
@@ -200,7 +224,7 @@ class GrowthPlan:
         for layer in range(src.layers):
             check_map(self.head_maps[layer], src.heads, dst.heads, f"head map of layer {layer}")
             check_map(self.ffn_maps[layer], src.ffn, dst.ffn, f"FFN map of layer {layer}")
-        expected = depth_map(src.layers, dst.layers)
+        expected = depth_map(src.layers, dst.layers, self.method)
         if not np.array_equal(self.depth_map, expected):
             raise BadInput(f"plan: depth map {self.depth_map.tolist()} is not "
                            f"{expected.tolist()} for {src.layers} -> {dst.layers} layers",
@@ -216,6 +240,8 @@ def build_plan(src: ModelConfig, dst: ModelConfig, method: str = "fpi", sampling
                seed: int = 0) -> GrowthPlan:
     """All randomness of an expansion, drawn in the documented order from default_rng(seed)."""
     validate(src, dst, method, sampling, seed)
+    if method == lossless.METHOD:
+        dst = lossless.target_config(src, dst)
     rng = np.random.default_rng(int(seed))
     hidden_map = draw_map(rng, src.hidden, dst.hidden, sampling)
     head_maps, ffn_maps = [], []
@@ -224,4 +250,4 @@ def build_plan(src: ModelConfig, dst: ModelConfig, method: str = "fpi", sampling
         ffn_maps.append(draw_map(rng, src.ffn, dst.ffn, sampling))
     return GrowthPlan(src=src, dst=dst, method=method, sampling=sampling, seed=int(seed),
                       hidden_map=hidden_map, head_maps=head_maps, ffn_maps=ffn_maps,
-                      depth_map=depth_map(src.layers, dst.layers))
+                      depth_map=depth_map(src.layers, dst.layers, method))

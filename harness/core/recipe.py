@@ -20,7 +20,13 @@ covers both concatenated halves (the count vector repeated).
 tensor built from the same source layer (widen first, then stack); executors
 may simply reuse that tensor. Its other fields are the same as the referent's.
 
-The rules are growth.md's FPI table, AKI rules and depth stacking; see there.
+The lossless method (harness.core.recipe_lossless) needs values that are not
+copies, so its recipes may end with `steps` (harness.core.steps: append zeros,
+seeded normals or the mean along an axis; reorder an axis), and a tensor may be
+a constant (`fill`, of `shape`, no source: an inserted block's zero output).
+
+The rules are growth.md's FPI table, AKI rules and depth stacking, and
+docs/lossless.md; see there.
 """
 from __future__ import annotations
 
@@ -29,9 +35,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.core import families
+from harness.core import families, steps as steps_
 from harness.core.families import layer_prefix, param_shapes
 from harness.core.plan import GrowthPlan, counts
+from harness.core.steps import Step
+from harness.core.vocab import LOSSLESS
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,9 @@ class TensorRecipe:
     index: tuple[np.ndarray | None, ...]  # per axis: int64 indices into the divided, concatenated source; None: as is
     same_as: str | None = None         # depth stacking: equals this earlier target tensor (same source layer)
     rule: str = ""                     # short human text
+    steps: tuple[Step, ...] = ()       # lossless: run after the gathers (harness.core.steps)
+    fill: float | None = None          # lossless: the tensor is this constant (sources empty) ...
+    shape: tuple[int, ...] = ()        # ... of this shape
 
 
 # -- one axis of one tensor ------------------------------------------------------
@@ -147,6 +158,9 @@ def _global_specs(plan: GrowthPlan) -> dict[str, tuple[tuple[_Axis | None, ...],
 
 def compile_recipes(plan: GrowthPlan) -> list[TensorRecipe]:
     """One recipe per target tensor, in param_shapes(dst) order."""
+    if plan.method == LOSSLESS:
+        from harness.core.recipe_lossless import compile_lossless  # it builds on this module
+        return compile_lossless(plan)
     src, dst = plan.src, plan.dst
     family = src.family
     globals_ = _global_specs(plan)
@@ -198,12 +212,16 @@ def _split_layer_name(family: str, name: str) -> tuple[int, str]:
 def _check_shape(r: TensorRecipe, src_shapes: dict[str, tuple[int, ...]],
                  shape: tuple[int, ...]) -> None:
     """Internal consistency: the recipe's result shape is the target shape."""
-    base = list(src_shapes[r.sources[0]])
-    if r.cat_axis is not None:
-        base[r.cat_axis] *= len(r.sources)
-    if r.divisor is not None:
-        assert len(r.divisor) == base[r.div_axis], (r.name, len(r.divisor), base)
-    got = tuple(len(i) if i is not None else b for i, b in zip(r.index, base, strict=False))
+    if r.fill is not None:
+        got = tuple(r.shape)
+    else:
+        base = list(src_shapes[r.sources[0]])
+        if r.cat_axis is not None:
+            base[r.cat_axis] *= len(r.sources)
+        if r.divisor is not None:
+            assert len(r.divisor) == base[r.div_axis], (r.name, len(r.divisor), base)
+        got = tuple(len(i) if i is not None else b for i, b in zip(r.index, base, strict=False))
+        got = steps_.result_shape(got, r.steps)
     if got != tuple(shape) or len(r.index) != len(shape):
         raise AssertionError(f"recipe for {r.name} gives shape {got}, target is {shape}")
 

@@ -18,11 +18,15 @@ import numpy as np
 from harness.core.errors import BadInput
 from harness.core.families import layer_prefix, param_shapes
 from harness.core.plan import GrowthPlan, counts
+from harness.core.reference_lossless import reference_lossless
+from harness.core.steps import apply_steps, constant
+from harness.core.vocab import LOSSLESS
 
 
 # -- the spec's executor ------------------------------------------------------------
 def execute_recipes_numpy(recipes, src_state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Execute recipes exactly as specified in harness.core.recipe (concat, divide, gather)."""
+    """Execute recipes exactly as specified in harness.core.recipe (concat, divide, gather, then
+    a lossless recipe's steps; a constant for a fill)."""
     missing = sorted({s for r in recipes for s in r.sources} - set(src_state))
     if missing:
         raise BadInput(f"source state lacks {len(missing)} tensor(s): {', '.join(missing[:5])}",
@@ -31,6 +35,9 @@ def execute_recipes_numpy(recipes, src_state: dict[str, np.ndarray]) -> dict[str
     for r in recipes:
         if r.same_as is not None:
             out[r.name] = out[r.same_as].copy()
+            continue
+        if r.fill is not None:
+            out[r.name] = constant(r.shape, r.fill)
             continue
         xs = [np.asarray(src_state[s]) for s in r.sources]
         x = xs[0] if len(xs) == 1 else np.concatenate(xs, axis=r.cat_axis)
@@ -41,7 +48,7 @@ def execute_recipes_numpy(recipes, src_state: dict[str, np.ndarray]) -> dict[str
         for axis, idx in enumerate(r.index):
             if idx is not None:
                 x = np.take(x, idx, axis=axis)
-        out[r.name] = np.array(x, copy=True)
+        out[r.name] = np.array(apply_steps(x, r.steps), copy=True)
     return out
 
 
@@ -88,6 +95,8 @@ def reference_expand(plan: GrowthPlan, src_state: dict[str, np.ndarray]) -> dict
             raise BadInput(f"source tensor {name} has shape {tuple(src_state[name].shape)}, "
                            f"expected {shape}", "pass a checkpoint of the plan's source config")
     S = {k: np.asarray(v) for k, v in src_state.items()}
+    if plan.method == LOSSLESS:
+        return reference_lossless(plan, S)
     d, H, dh, L = src.hidden, src.heads, src.head_size, src.layers
     g_h = plan.hidden_map
     c_h = counts(g_h, d)

@@ -1,9 +1,11 @@
 """The project's vocabulary, each word defined once: growth methods and samplings, frameworks (in
 the order a case runs them) and their titles, dtypes, and where a case's source weights come from."""
 
-METHODS = ("fpi", "aki")
+LOSSLESS = "lossless"  # the function-preserving method for any width (docs/lossless.md)
+METHODS = ("fpi", "aki", LOSSLESS)
 SAMPLINGS = ("paper", "balanced")
 FRAMEWORKS = ("pt", "ms")    # PyTorch first: its weights file is the reference the MindSpore state meets
 TITLES = {"pt": "PyTorch", "ms": "MindSpore", "ort": "ONNX Runtime"}   # frameworks, and the third backend
 DTYPES = {"fp32": "float32", "fp16": "float16"}   # as rows, cases and tolerances say it -> numpy's name
-WEIGHTS = ("seed", "minilm")  # where a case's source weights come from: drawn from the seed (as `init`), or real MiniLM's
+# where a case's source weights come from: drawn from the seed (as `init`), or real MiniLM's
+WEIGHTS = ("seed", "minilm")

@@ -7,6 +7,7 @@ from pathlib import Path
 from harness.kinds.distill import KIND as DISTILL
 from harness.kinds.growth import KIND as GROWTH
 from harness.kinds.inference import KIND as INFERENCE
+from harness.kinds.train import KIND as TRAIN
 from harness.suite import tolerances
 from harness.suite.kind import CaseKind
 
@@ -14,6 +15,7 @@ KINDS: tuple[CaseKind, ...] = (
     GROWTH,
     DISTILL,
     INFERENCE,
+    TRAIN,
 )
 
 

@@ -2,6 +2,7 @@
 every kind's rows share, and the loop over the file. Each kind checks its own keys."""
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -80,3 +81,12 @@ def load_case_table(path: Path, what: str, check_row) -> list:
         seen[case.id] = i
         cases.append(case)
     return cases
+
+
+def number(row: dict, key: str, where: str, default: float, zero_ok: bool = False) -> float:
+    """A finite number of the row (default if absent): positive, or non-negative where zero_ok."""
+    value = float(row.get(key, default))
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        raise BadInput(f"{where}: key {key!r} must be a {'non-negative' if zero_ok else 'positive'} number, "
+                       f"got {row[key]!r}", f"e.g. {key} = {default}")
+    return value

@@ -1,14 +1,16 @@
 """The two model trees behind one typed face, imported on first use (the suite never imports a
-framework at import time). Each tree's four modules are described by a Protocol below, so a
+framework at import time). Each tree's five modules are described by a Protocol below, so a
 reader (or an IDE) can follow a call from the suite into models_pt / models_ms."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 
+from harness.core import interrupts
 from harness.core.errors import BadInput
 from harness.core.vocab import FRAMEWORKS, TITLES
 
@@ -44,6 +46,12 @@ class Distill(Protocol):       # models_*/distill.py: TinyBERT models and one di
     def distill_step(self, teacher, student, input_ids, attention_mask, setup) -> Any: ...
 
 
+class Train(Protocol):         # models_*/train.py: pre-training steps (LM loss, clipping, AdamWeightDecay)
+    Trainer: type
+    def trainable(self, cfg, state: dict[str, np.ndarray], dtype: str = "float32") -> Any: ...
+    def lm_loss(self, logits, labels, weights) -> Any: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Framework:
     name: str                  # "pt" | "ms"
@@ -52,6 +60,7 @@ class Framework:
     io: IO
     expand: Expander
     distill: Distill
+    train: Train
 
 
 def check_framework(name: str) -> str:
@@ -62,11 +71,13 @@ def check_framework(name: str) -> str:
 
 def load(name: str) -> Framework:
     """The tree of framework `name` (models_pt or models_ms), imported now if it was not."""
-    if check_framework(name) == "pt":
-        import models_pt as models
-        from models_pt import distill, expand, io
-    else:
-        import models_ms as models
-        from models_ms import distill, expand, io
+    with interrupts.held():   # a signal inside a framework's native import is acted on after it
+        if check_framework(name) == "pt":
+            import models_pt as models
+            from models_pt import distill, expand, io, train
+        else:
+            import models_ms as models
+            from models_ms import distill, expand, io, train
     return Framework(name=name, title=TITLES[name], models=cast(Models, models), io=cast(IO, io),
-                     expand=cast(Expander, expand), distill=cast(Distill, distill))
+                     expand=cast(Expander, expand), distill=cast(Distill, distill),
+                     train=cast(Train, train))

@@ -6,9 +6,11 @@ import dataclasses
 import numpy as np
 
 from harness.core.config import ModelConfig
+from harness.suite.corpus import TOKENIZER_NAME, english_ids, seeded_ids, windows
 from harness.suite.tokenizer import TOKENIZER_VOCAB
 
 BATCH, TOKENS = 4, 24            # small, because MindSpore PyNative forward is slow
+LM_WINDOWS, LM_TOKENS = 4, 64     # language-model loss: corpus windows, unpadded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,3 +46,15 @@ def make_inputs(seed: int, cfg: ModelConfig) -> Inputs:
     detail = (f"inputs: seeded token ids in [0, {cfg.vocab}){why}, {BATCH}x{tokens}, "
               f"right-padded rows of {lengths}, {int(mask.sum())} unpadded")
     return Inputs(ids, mask, detail)
+
+
+def lm_windows(seed: int, cfg: ModelConfig) -> tuple[np.ndarray, str]:
+    """(windows (LM_WINDOWS, T), what they are) for a language model's loss: English text
+    (harness.suite.corpus) where MiniLM's tokenizer ids fit the vocabulary, seeded ids otherwise."""
+    tokens = min(LM_TOKENS, cfg.positions)
+    if cfg.vocab >= TOKENIZER_VOCAB:
+        ids, what = english_ids(), f"English text (data/english/rust_book.txt), {TOKENIZER_NAME} tokenizer"
+    else:
+        ids = seeded_ids(cfg.vocab, LM_WINDOWS * tokens, seed)
+        what = f"seeded token ids in [0, {cfg.vocab}) (the tokenizer's ids do not fit the vocabulary)"
+    return windows(ids, LM_WINDOWS, tokens, "LM loss"), f"{LM_WINDOWS} x {tokens} tokens of {what}"

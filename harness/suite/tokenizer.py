@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.core.errors import BadInput
+from harness.core.errors import BadInput, file_kind
 
 TOKENIZER_VOCAB = 30522   # MiniLM's WordPiece vocabulary: its ids fit only models with at least this many
 
@@ -33,10 +33,14 @@ def load_tokenizer(path: Path | None = None):
     """A tokenizers.Tokenizer (MiniLM's by default) with its built-in padding turned off:
     MiniLM's tokenizer.json pads every sentence to 128 tokens, which would put padding
     into an unmasked mean."""
-    from tokenizers import Tokenizer
+    from harness.core.interrupts import native
+    Tokenizer = native("tokenizers").Tokenizer
     path = Path(path) if path is not None else minilm_dir() / "tokenizer.json"
-    if not path.is_file():
+    kind = file_kind(path)
+    if kind == "missing":
         raise BadInput(f"{path}: tokenizer file not found", "pass the path of a tokenizer.json")
+    if kind != "a regular file":   # a FIFO would block the reader
+        raise BadInput(f"{path}: tokenizer file is {kind}, not a regular file", "pass the path of a tokenizer.json")
     try:
         tok = Tokenizer.from_file(str(path))
     except Exception as e:  # tokenizers raises a bare Exception on a malformed file

@@ -49,6 +49,9 @@ def _off_axis(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
 
 def kernel_args(recipe, source_shapes: dict[str, tuple[int, ...]]) -> KernelArgs:
     """The one-pass form of `recipe` (1-D or 2-D, one or two sources of the same shape off the cat axis)."""
+    if recipe.steps or recipe.fill is not None:
+        raise BadInput(f"{recipe.name}: the one-pass kernel takes no lossless steps or constants",
+                       "run this recipe with the framework-ops executor")
     shapes = [tuple(source_shapes[s]) for s in recipe.sources]
     ndim = len(recipe.index)
     if ndim not in (1, 2) or len(shapes) > 2 or any(len(s) != ndim for s in shapes):

@@ -110,3 +110,12 @@ def global_growth(hid, hid_in) -> dict:
         "pooler.dense.weight": ((hid, hid_in), ""),
         "pooler.dense.bias": ((hid,), ""),
     }
+
+
+# -- lossless growth (docs/lossless.md; harness.core.recipe_lossless reads these) -------------
+LOSSLESS_STREAM = "copies"           # post-LN: every coordinate copied D / d times (D a multiple of d)
+NORMS = ("embeddings.LayerNorm", "attention.output.LayerNorm", "output.LayerNorm")
+BRANCH_OUTPUTS = ("attention.output.dense", "output.dense")   # zero in an inserted block
+BLOCK_NORM = "output.LayerNorm"      # its output is the block's: an inserted run takes over its affine
+INPUT_NORM = "embeddings.LayerNorm"  # the block norm in front of layer 0
+LAST_STATE_NORMED = False

@@ -99,3 +99,11 @@ def global_growth(hid, hid_in) -> dict:
         "transformer.ln_f.weight": ((hid_in,), tied),
         "transformer.ln_f.bias": ((hid_in,), tied),
     }
+
+
+# -- lossless growth (docs/lossless.md; harness.core.recipe_lossless reads these) -------------
+LOSSLESS_STREAM = "mean"             # pre-LN: each new stream coordinate holds the mean of the old ones
+NORMS = ("ln_1", "ln_2", "transformer.ln_f")      # the stream's LayerNorms (layer suffixes, global names)
+BRANCH_OUTPUTS = ("attn.c_proj", "mlp.c_proj")    # what a block adds to the stream: zero in an inserted block
+BLOCK_NORM = INPUT_NORM = None       # post-LN only
+LAST_STATE_NORMED = True             # the last hidden state is ln_f's output (layer_names)

@@ -4,10 +4,12 @@ safetensors atomically, and check a state against the tensor table of a config.
 Formats: a Hugging Face folder (config.json + model.safetensors), a .safetensors
 file, a MindSpore .ckpt (framing checked and tensors read by harness.core.formats.ckpt_framing,
 without MindSpore), and a PyTorch zip checkpoint .bin/.pth/.pt (read without torch by
-harness.core.formats.torch_zip: zip CRCs checked, only a plain tensor state dict unpickled). Any damage is a BadInput naming the file.
+harness.core.formats.torch_zip: zip CRCs checked, only a plain tensor state dict unpickled).
+Any damage is a BadInput naming the file.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from contextlib import contextmanager
@@ -16,15 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from harness.core.config import ModelConfig
-from harness.core.errors import BadInput, one_line
+from harness.core.errors import BadInput, file_kind, one_line
 from harness.core.families import IGNORED_BUFFERS, param_shapes
-from harness.core.formats.writers import CkptStream, SafetensorsStream, as_bad_input, commit, discard, temp_beside
+from harness.core.formats.atomic import as_bad_input, commit, discard, temp_beside
+from harness.core.formats.writers import CkptStream, SafetensorsStream
 
 SAFETENSORS_NAME = "model.safetensors"
 CKPT_NAME = "model.ckpt"
 CONFIG_NAME = "config.json"
 # safetensors dtype codes numpy can hold, as little-endian numpy dtypes (BF16, F8 and the like: none)
-_ST_NUMPY = {code: np.dtype(t) for code, t in {
+ST_NUMPY = {code: np.dtype(t) for code, t in {
     "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "U64": "<u8", "I32": "<i4", "U32": "<u4",
     "I16": "<i2", "U16": "<u2", "I8": "i1", "U8": "u1", "BOOL": "?"}.items()}
 
@@ -87,65 +90,144 @@ def _stream(writer, tensors: dict[str, np.ndarray]) -> None:
 def resolve(path: Path) -> tuple[Path, Path | None]:
     """Map a user path to (weights file, config.json or None); errors name the path."""
     path = Path(path)
-    if not path.exists():
+    kind = file_kind(path)
+    if kind == "missing":
         raise BadInput(f"{path}: no such file or folder", "check the path (a model folder, .safetensors, .ckpt)")
-    if not path.is_dir() and not path.is_file():
-        raise BadInput(f"{path}: not a regular file or folder", "point at a checkpoint file or a model folder")
-    if path.is_dir():
+    if kind not in ("a regular file", "a folder"):
+        raise BadInput(f"{path}: {kind}, not a regular file or folder", "point at a checkpoint file or a model folder")
+    if kind == "a folder":
         for name in (SAFETENSORS_NAME, CKPT_NAME, "pytorch_model.bin"):
-            if (path / name).is_file():
-                cfg = path / CONFIG_NAME
-                return path / name, cfg if cfg.is_file() else None
+            if _present(path / name):
+                return path / name, _config_beside(path / name)
         raise BadInput(f"{path}: folder holds no {SAFETENSORS_NAME}, {CKPT_NAME} or pytorch_model.bin",
                        "point at a model folder written by this tool or by Hugging Face")
-    cfg = path.parent / CONFIG_NAME
-    return path, cfg if cfg.is_file() else None
+    return path, _config_beside(path)
+
+
+def _present(path: Path) -> bool:
+    """True if `path` is a regular file, False if nothing is there; BadInput if something else is
+    (a FIFO would block the reader, a symbolic link loop is not "missing")."""
+    kind = file_kind(path)
+    if kind == "a regular file":
+        return True
+    if kind == "missing" and not path.is_symlink():
+        return False
+    raise BadInput(f"{path}: {'a dangling symbolic link' if kind == 'missing' else kind}, not a regular file",
+                   f"replace {path.name} by the file itself")
+
+
+def _config_beside(weights: Path) -> Path | None:
+    cfg = weights.parent / CONFIG_NAME
+    return cfg if _present(cfg) else None
 
 
 def read_config(path: Path) -> ModelConfig:
     try:
-        hf = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        hf = parse_json(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise BadInput(f"{path}: cannot read config: not UTF-8 text ({e.reason} at byte {e.start})",
+                       "write config.json as UTF-8 (a valid Hugging Face config.json)") from None
+    except (OSError, ValueError) as e:
         raise BadInput(f"{path}: cannot read config: {e}", "write a valid Hugging Face config.json") from None
     if not isinstance(hf, dict):
         raise BadInput(f"{path}: config is not a JSON object", "write a valid Hugging Face config.json")
     return ModelConfig.from_hf(hf, source=str(path))
 
 
-def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """Every tensor as a view of one copy-on-write memory map of the file (no read, no copy: pages
-    come from the page cache when touched; writing to a view never reaches the file), once
-    safetensors itself has validated the header (offsets inside the file, shapes, dtypes)."""
-    from safetensors import SafetensorError, safe_open
+def parse_json(text: str | bytes):
+    """json.loads; JSON nested deeper than Python's parser goes (RecursionError) is a ValueError saying so."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"the JSON is {JSON_TOO_DEEP}") from None
+
+
+JSON_TOO_DEEP = "nested deeper than Python's JSON parser allows"
+
+
+@dataclasses.dataclass(frozen=True)
+class SafetensorsHeader:
+    """What a safetensors file's header says (safetensors_header)."""
+    data_start: int              # offset of the tensor bytes in the file: 8 + the header's length
+    tensors: dict[str, dict]     # name -> {"dtype", "shape", "data_offsets"} (offsets from data_start)
+    metadata: dict | None        # the header's "__metadata__"
+
+    def dtype(self, name: str) -> np.dtype:
+        return ST_NUMPY[self.tensors[name]["dtype"]]
+
+
+def safetensors_header(path: Path) -> SafetensorsHeader:
+    """The header of a safetensors file, once safetensors itself has validated it (offsets inside
+    the file, shapes, dtypes), every dtype one numpy holds; only the header is read. BadInput names
+    the file and what is wrong (truncated, JSON nested too deep, a dtype numpy has not). The one
+    header reader of the in-memory loader and of harness.core.formats.tensor_source."""
+    from harness.core.interrupts import native
+    safetensors = native("safetensors")
+    SafetensorError, safe_open = safetensors.SafetensorError, safetensors.safe_open
+    path = Path(path)
     try:
         with safe_open(str(path), framework="np"):
             pass
         with open(path, "rb") as f:
-            n, header = _st_header(f)
-    except (SafetensorError, ValueError, OSError) as e:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = parse_json(f.read(n))
+    except (SafetensorError, ValueError, OSError, struct.error) as e:
         raise BadInput(f"{path}: not a readable safetensors file: {_truncation(path) or one_line(e)}",
                        "the file is truncated or corrupt; write it again") from None
-    header.pop("__metadata__", None)
+    metadata = header.pop("__metadata__", None)
     for name, entry in header.items():
-        if entry["dtype"] not in _ST_NUMPY:
+        if entry["dtype"] not in ST_NUMPY:
             raise BadInput(f"{path}: tensor {name} has dtype {entry['dtype']}, which numpy cannot hold",
                            "convert the checkpoint to float32")
-    if path.stat().st_size == 8 + n:   # no tensor bytes at all (mmap cannot map an empty range)
-        return {name: np.zeros(e["shape"], _ST_NUMPY[e["dtype"]]) for name, e in header.items()}
+    return SafetensorsHeader(8 + n, header, metadata)
+
+
+def check_safetensors_crc(path: Path, head: SafetensorsHeader, piece: int = 64 << 20) -> None:
+    """MindSpore's save_checkpoint(..., format="safetensors", crc_check=True) puts a CRC-32 in the
+    metadata ("crc_num": of every name and its tensor's bytes, names sorted); verify it if present
+    (the tensors read in pieces of `piece` bytes: memory of one piece, whatever the file's size).
+    BadInput names the file if it does not match."""
+    metadata = head.metadata
+    if not isinstance(metadata, dict) or metadata.get("format") != "ms" or "crc_num" not in metadata:
+        return
+    import os
+    import zlib
+    crc = 0
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read: {e.strerror or e}", "check the path and its permissions") from None
+    try:
+        for name in sorted(head.tensors):
+            crc = zlib.crc32(name.encode(), crc)
+            a, b = head.tensors[name]["data_offsets"]
+            for at in range(head.data_start + a, head.data_start + b, piece):
+                crc = zlib.crc32(os.pread(fd, min(piece, head.data_start + b - at), at), crc)
+    finally:
+        os.close(fd)
+    if str(crc) != str(metadata["crc_num"]).strip():
+        raise BadInput(f"{path}: the CRC-32 checksum in its metadata (crc_num {metadata['crc_num']}) does not match "
+                       f"its tensors ({crc}): a damaged byte, or a damaged checksum",
+                       "the file is corrupt; write it again")
+
+
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Every tensor as a view of one copy-on-write memory map of the file (no read, no copy: pages
+    come from the page cache when touched; writing to a view never reaches the file), once the
+    header is validated (safetensors_header) and MindSpore's checksum, if any, verified."""
+    head = safetensors_header(path)
+    check_safetensors_crc(path, head)
+    if path.stat().st_size == head.data_start:   # no tensor bytes at all (mmap cannot map an empty range)
+        return {name: np.zeros(e["shape"], head.dtype(name)) for name, e in head.tensors.items()}
     mm = np.memmap(path, dtype=np.uint8, mode="c")
-    return {name: np.ndarray(e["shape"], _ST_NUMPY[e["dtype"]], buffer=mm, offset=8 + n + e["data_offsets"][0])
-            for name, e in header.items()}
-
-
-def _st_header(f) -> tuple[int, dict]:
-    """(header length, header) of an open safetensors file; raises ValueError / struct.error if
-    unreadable. The caller checks the length against the file size first where it matters."""
-    (n,) = struct.unpack("<Q", f.read(8))
-    return n, json.loads(f.read(n))
+    return {name: np.ndarray(e["shape"], head.dtype(name), buffer=mm, offset=head.data_start + e["data_offsets"][0])
+            for name, e in head.tensors.items()}
 
 
 def _truncation(path: Path) -> str | None:
-    """'truncated: ...' when the file is shorter than its own header says, else None."""
+    """'truncated: ...' when the file is shorter than its own header says; what is wrong with the
+    header's JSON when Python cannot parse it for nesting (the library's own message does not say
+    so); else None."""
     try:
         size = path.stat().st_size
         if size < 8:
@@ -154,7 +236,10 @@ def _truncation(path: Path) -> str | None:
             (n,) = struct.unpack("<Q", f.read(8))
             if n > size - 8:
                 return None if n > 100_000_000 else f"truncated: the header alone claims {n} bytes, the file has {size}"
-            header = json.loads(f.read(n))
+            try:
+                header = json.loads(f.read(n))
+            except RecursionError:
+                return f"the header's JSON is {JSON_TOO_DEEP}"
         end = 8 + n + max(e["data_offsets"][1] for k, e in header.items() if k != "__metadata__")
         return f"truncated: the header describes {end} bytes, the file has {size}" if end > size else None
     except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
@@ -210,12 +295,14 @@ def check_state(state: dict[str, np.ndarray], cfg: ModelConfig, source: str,
     state = {k: v for k, v in state.items() if k not in IGNORED_BUFFERS}
     missing = [k for k in expected if k not in state]
     if missing:
-        raise BadInput(f"{source}: missing tensor {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise BadInput(f"{source}: missing tensor {missing[0]}{more}",
                        f"the checkpoint does not match the {cfg.family} config "
                        f"(hidden {cfg.hidden}, layers {cfg.layers}); use the matching config or checkpoint")
     extra = [k for k in state if k not in expected]
     if extra:
-        raise BadInput(f"{source}: unexpected tensor {extra[0]}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""),
+        more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+        raise BadInput(f"{source}: unexpected tensor {extra[0]}{more}",
                        f"the checkpoint holds tensors a {cfg.family} model of this config does not have")
     out = {}
     for name, shape in expected.items():

@@ -11,13 +11,17 @@ Layout (mindspore/train/checkpoint_pb2): a Checkpoint is `repeated Value value =
 Value {tag = 1 (string), tensor = 2 (TensorProto) | maptensor = 3}; TensorProto
 {dims = 1 (repeated int64), tensor_type = 2 (string), tensor_content = 3 (bytes)}.
 MindSpore splits a tensor over 512 MB into consecutive Values of the same tag and
-dims, and may end the file with b"crc_num" and a 10-byte checksum.
+dims, and may end the file with b"crc_num" and a 10-byte checksum: save_checkpoint(...,
+crc_check=True) writes the CRC-32 (zlib / binascii) of every byte before the trailer, as a
+big-endian integer. MindSpore's load_checkpoint strips the trailer unverified unless told
+crc_check=True; here it is verified whenever present.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import mmap
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +141,7 @@ def _walk(buf, size: int) -> dict[str, TensorEntry]:
     end = size
     if size >= _CRC_TRAILER and buf[size - _CRC_TRAILER:size - 10] == b"crc_num":
         end = size - _CRC_TRAILER
+        _check_crc(buf, end, int.from_bytes(buf[size - 10:size], "big"))
     entries: dict[str, TensorEntry] = {}
     last = None
     for number, wire, value, key_at in _fields(buf, 0, end):
@@ -170,6 +175,18 @@ def _walk(buf, size: int) -> dict[str, TensorEntry]:
                            f"the file holds {entry.nbytes}", 0)
         entry.dims = dims
     return entries
+
+
+def _check_crc(buf, end: int, stored: int) -> None:
+    """The CRC-32 of buf[:end] must be `stored` (MindSpore's crc_num trailer)."""
+    crc = 0
+    with memoryview(buf) as view:
+        for start in range(0, end, 1 << 26):          # 64 MiB at a time: no copy, any size
+            with view[start:min(end, start + (1 << 26))] as part:
+                crc = zlib.crc32(part, crc)
+    if crc != stored:
+        raise _Corrupt(f"the CRC-32 checksum of its crc_num trailer is {stored:#x}, the content's is {crc:#x} "
+                       "(a damaged byte, or a damaged checksum)", end)
 
 
 def check_ckpt(path: Path) -> dict[str, TensorEntry]:

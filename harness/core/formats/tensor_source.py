@@ -45,30 +45,15 @@ class Entry:
 
 
 def _safetensors_entries(path: Path) -> dict[str, Entry]:
-    """Entries of a safetensors file, its header validated by safetensors itself first (offsets
-    inside the file, shapes, dtypes), as harness.core.formats.checkpoint reads it."""
-    from safetensors import SafetensorError, safe_open
-
-    from harness.core.errors import one_line
-    from harness.core.formats.checkpoint import _ST_NUMPY, _st_header, _truncation
-    try:
-        with safe_open(str(path), framework="np"):
-            pass
-        with open(path, "rb") as f:
-            n, header = _st_header(f)
-    except (SafetensorError, ValueError, OSError) as e:
-        raise BadInput(f"{path}: not a readable safetensors file: {_truncation(path) or one_line(e)}",
-                       "the file is truncated or corrupt; write it again") from None
-    header.pop("__metadata__", None)
-    entries = {}
-    for name, e in header.items():
-        if e["dtype"] not in _ST_NUMPY:
-            raise BadInput(f"{path}: tensor {name} has dtype {e['dtype']}, which numpy cannot hold",
-                           "convert the checkpoint to float32")
-        start, end = e["data_offsets"]
-        entries[name] = Entry(_ST_NUMPY[e["dtype"]], tuple(int(s) for s in e["shape"]),
-                              ((8 + n + start, 8 + n + end),))
-    return entries
+    """Entries of a safetensors file, its header validated as the in-memory loader validates it
+    (harness.core.formats.checkpoint.safetensors_header), and MindSpore's crc_num checksum, where
+    the file has one, verified in one read of the tensors in pieces."""
+    from harness.core.formats.checkpoint import check_safetensors_crc, safetensors_header
+    head = safetensors_header(path)
+    check_safetensors_crc(path, head)
+    return {name: Entry(head.dtype(name), tuple(int(s) for s in e["shape"]),
+                        ((head.data_start + e["data_offsets"][0], head.data_start + e["data_offsets"][1]),))
+            for name, e in head.tensors.items()}
 
 
 def _ckpt_entries(path: Path) -> dict[str, Entry]:

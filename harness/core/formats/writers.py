@@ -5,9 +5,9 @@
     with CkptStream(path) as w: ...                # MindSpore's .ckpt framing, byte-identical to
                                                    # mindspore.save_checkpoint of the same arrays
 
-Every writer writes to a temporary name beside the final one; leaving the `with` block normally
-fsyncs and renames it into place, an error (or Ctrl-C) removes it. Each array is written from its
-own memory, never serialised into a second copy of the tensor first.
+Every writer writes to a temporary name beside the final one (harness.core.formats.atomic); leaving
+the `with` block normally fsyncs and renames it into place, an error (or Ctrl-C) removes it. Each
+array is written from its own memory, never serialised into a second copy of the tensor first.
 
 Where the file system allows it (Linux, not tmpfs), the bytes go to disk with O_DIRECT through a
 small page-aligned staging buffer instead of through the page cache: a 6 GB checkpoint then
@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import glob
 import json
 import mmap
 import os
-import secrets
-import shutil
 import struct
 from pathlib import Path
 
 import numpy as np
 
 from harness.core.errors import BadInput
+from harness.core.formats.atomic import as_bad_input, commit, discard, temp_beside
 
 ST_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.int64): "I64",
              np.dtype(np.int32): "I32", np.dtype(np.float64): "F64"}
@@ -41,127 +39,6 @@ CKPT_CHUNK = 512 * 1024 * 1024   # mindspore.train.serialization: 1024 * SLICE_S
 O_DIRECT = getattr(os, "O_DIRECT", 0)   # 0 where the platform has none: buffered writes only
 DIRECT_ALIGN = 4096                      # buffer address, file offset and length (any block size up to 4 KiB)
 DIRECT_STAGE = 8 * 1024 * 1024           # bytes staged per direct write (measured: 8 and 32 MiB both ~2 GB/s here)
-
-
-# -- the temporary file ------------------------------------------------------------
-def _temp_prefix(final: Path) -> str:
-    return f".{final.name}."
-
-
-def remove_stale_temps(final: Path) -> list[Path]:
-    """Remove temporary files of `final` left by runs that died (SIGKILL, power loss).
-
-    Temporary names carry the writer's pid: `.NAME.PID.RANDOM.partial...`; a file whose
-    pid is not a running process is stale (a live writer's file is left alone).
-    """
-    removed = []
-    prefix = _temp_prefix(final)
-    for path in Path(final).parent.glob(f"{glob.escape(prefix)}*.partial*"):
-        pid = path.name[len(prefix):].split(".", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-            continue                                   # alive (or another user's): not ours to remove
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
-        discard(path)
-        removed.append(path)
-    return removed
-
-
-_LIVE: set[Path] = set()   # temporary files of this process not yet renamed or removed
-
-
-def discard_live() -> list[Path]:
-    """Remove every temporary file this process created and has not finished (the CLI calls it
-    on Ctrl-C / SIGTERM: an interrupt may land between a file's creation and the `with` that
-    would remove it)."""
-    removed = []
-    for tmp in list(_LIVE):
-        discard(tmp)
-        removed.append(tmp)
-    return removed
-
-
-def temp_beside(final: Path, folder: bool = False) -> Path:
-    """A new empty temporary file (or folder) beside `final`, named after it and this process's
-    pid and keeping its suffix (MindSpore appends .ckpt otherwise); stale temporaries of dead
-    writers of `final` are removed first. The name is registered (see discard_live) before
-    it exists, so no interrupt can leave it unregistered."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(final)
-    while True:
-        tmp = final.parent / f"{_temp_prefix(final)}{os.getpid()}.{secrets.token_hex(4)}.partial{final.suffix}"
-        _LIVE.add(tmp)
-        try:
-            if folder:
-                os.mkdir(tmp, 0o700)
-            else:
-                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            return tmp
-        except FileExistsError:
-            _LIVE.discard(tmp)
-        except BaseException:
-            discard(tmp)
-            raise
-
-
-def as_bad_input(error: OSError, final: Path, tmp: Path | None) -> BadInput:
-    """An OSError while writing `final` (folder not writable, disk full) as the tool's error."""
-    where = f" ({error.filename})" if error.filename and str(error.filename) not in (str(final), str(tmp)) else ""
-    return BadInput(f"{final}: cannot write: {error.strerror or error}{where}",
-                    "choose a writable output folder with enough free space, then rerun")
-
-
-def commit(tmp: Path, final: Path) -> None:
-    """fsync tmp, give it the mode any new file gets (0666 less the umask; temporaries are
-    private), rename it to final and fsync the folder. A temporary folder (temp_beside(...,
-    folder=True)) has each of its files so treated and replaces an earlier folder `final`: that
-    one is renamed aside (a temporary name, removed as stale if we die) before the new one is
-    renamed in, and only then removed, so one of the two is whole at every moment."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in (tmp.iterdir() if tmp.is_dir() else (tmp,)):
-        os.chmod(path, 0o666 & ~umask)
-        with open(path, "rb+") as f:
-            os.fsync(f.fileno())
-    old = None
-    if tmp.is_dir():
-        os.chmod(tmp, 0o777 & ~umask)
-        if final.is_dir():
-            old = tmp.with_name(tmp.name + ".old")
-            _LIVE.add(old)
-            os.replace(final, old)
-    try:
-        os.replace(tmp, final)
-    except BaseException:
-        if old is not None:                    # put the earlier folder back
-            os.replace(old, final)
-            _LIVE.discard(old)
-        raise
-    _LIVE.discard(tmp)
-    if old is not None:
-        discard(old)
-    dir_fd = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def discard(tmp: Path) -> None:
-    """Remove a temporary file or folder, best effort (a folder that will not go entirely stays)."""
-    try:
-        if tmp.is_dir() and not tmp.is_symlink():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-    _LIVE.discard(tmp)
 
 
 def _write_all(fd: int, data) -> None:

@@ -8,7 +8,6 @@ e.g. tinybert_gd_step (general distillation), tinybert_td_step (task distillatio
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 from harness.core.config import ModelConfig, load_presets
@@ -16,7 +15,7 @@ from harness.core.distill_step import StepSetup
 from harness.core.errors import BadInput
 from harness.core.paths import CASES_DIR
 from harness.core.vocab import WEIGHTS
-from harness.suite.case_table import check_id_keys, check_keys, id_tail, load_case_table
+from harness.suite.case_table import check_id_keys, check_keys, id_tail, load_case_table, number
 
 DISTILL_TOML = CASES_DIR / "distill.toml"
 DISTILL_STAGES = ("gd", "td")          # general distillation; task distillation (adds the prediction term)
@@ -91,14 +90,6 @@ def _layer_map(row: dict, where: str, teacher: ModelConfig, student: ModelConfig
     return tuple(layer_map), True
 
 
-def _positive(row: dict, key: str, where: str, default: float, zero_ok: bool = False) -> float:
-    value = float(row.get(key, default))
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
-        raise BadInput(f"{where}: key {key!r} must be a {'non-negative' if zero_ok else 'positive'} number, "
-                       f"got {row[key]!r}", f"e.g. {key} = {default}")
-    return value
-
-
 def _check_row(row: object, where: str, presets: dict) -> DistillCase:
     check_keys(row, where, _KEYS)
     if row["stage"] not in DISTILL_STAGES:
@@ -131,9 +122,9 @@ def _check_row(row: object, where: str, presets: dict) -> DistillCase:
     layer_map, given = _layer_map(row, where, teacher, student)
     return DistillCase(stage=row["stage"], teacher=row["teacher"], student=row["student"], layer_map=layer_map,
                        layer_map_given=given, weights=weights, seed=seed, num_labels=num_labels,
-                       temperature=_positive(row, "temperature", where, 1.0),
-                       lr=_positive(row, "lr", where, 1e-4),
-                       weight_decay=_positive(row, "weight_decay", where, 0.01, zero_ok=True),
+                       temperature=number(row, "temperature", where, 1.0),
+                       lr=number(row, "lr", where, 1e-4),
+                       weight_decay=number(row, "weight_decay", where, 0.01, zero_ok=True),
                        marks=marks, suffix=suffix)
 
 

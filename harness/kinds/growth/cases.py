@@ -13,7 +13,7 @@ from harness.core.config import FAMILIES, ModelConfig, load_presets
 from harness.core.errors import BadInput
 from harness.core.paths import CASES_DIR
 from harness.core.plan import validate
-from harness.core.vocab import METHODS, SAMPLINGS, WEIGHTS
+from harness.core.vocab import LOSSLESS, METHODS, SAMPLINGS, WEIGHTS
 from harness.suite.case_table import check_id_keys, check_keys, id_tail, load_case_table
 
 CASES_TOML = CASES_DIR / "cases.toml"
@@ -33,7 +33,7 @@ class Case:
     sampling: str = "paper"
     seed: int = 0
     weights: str = "seed"                # where the source weights come from (core.vocab.WEIGHTS)
-    exact: bool = False             # function preserving: preservation is gated, not just reported
+    exact: bool = False             # FPI that is function preserving: preservation is gated, not just reported
     marks: tuple[str, ...] = ()     # from the row ("slow"); see all_marks
     suffix: str = ""
 
@@ -43,6 +43,12 @@ class Case:
         if self.sampling != "paper":
             parts.append(self.sampling)
         return "_".join(parts + id_tail(self.seed, self.suffix))
+
+    @property
+    def preserving(self) -> bool:
+        """Preservation is gated: lossless growth always (its plan refuses what it cannot keep exact),
+        FPI where the row says exact."""
+        return self.exact or self.method == LOSSLESS
 
     @property
     def all_marks(self) -> tuple[str, ...]:
@@ -58,9 +64,12 @@ class Case:
 
 
 def _exactness_problem(src: ModelConfig, dst: ModelConfig, method: str, sampling: str) -> str | None:
-    """Why this growth is not function preserving (growth.md "When FPI is exact"), or None."""
+    """Why this growth is not function preserving (growth.md "When FPI is exact"), or None.
+    Lossless growth is preserving by method (harness.core.lossless refuses what it cannot keep)."""
+    if method == LOSSLESS:
+        return None
     if method != "fpi":
-        return f"method {method} is not function preserving (only fpi is)"
+        return f"method {method} is not function preserving (fpi can be, lossless is)"
     if src.layers != dst.layers:
         return f"depth grows {src.layers} -> {dst.layers} layers (stacking is not function preserving)"
     if dst.hidden % src.hidden:
@@ -96,6 +105,9 @@ def _check_row(row: object, where: str, presets: dict) -> Case:
     if case.weights == "minilm" and (family != "bert" or case.src != "minilm"):
         raise BadInput(f"{where}: key 'weights': the real MiniLM weights are a bert 'minilm' source, "
                        f"not {family} {case.src!r}", "use family = \"bert\", src = \"minilm\"")
+    if case.method == LOSSLESS and row.get("exact") is False:
+        raise BadInput(f"{where}: key 'exact': a lossless case is exact by its method (preservation is gated)",
+                       "drop exact = false")
     if case.exact and (problem := _exactness_problem(src, dst, case.method, case.sampling)):
         raise BadInput(f"{where}: key 'exact': exact = true but {problem}",
                        "drop exact = true (preservation is then reported, not gated)")

@@ -1,6 +1,6 @@
 """The growth kind's comparisons, on plain numpy data (public: planted-fault tests call them with
-perturbed data): grown parameters by name, outputs and hidden states, preservation of the
-source's function, file sizes, and the kernel executor against the framework's own ops."""
+perturbed data): grown parameters by name, outputs and hidden states, file sizes, and the kernel
+executor against the framework's own ops (preservation of the source's function: preservation.py)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -9,12 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from harness.core import families
-from harness.core.plan import GrowthPlan
-from harness.core.vocab import TITLES
-from harness.kinds.growth.cases import Case
 from harness.suite import frameworks
 from harness.suite.metrics import cosine, max_abs, relative, ulp_distance
 from harness.suite.rows import Row, first_and_worst, limited, names_rows, row
+from harness.suite.tensors import compare_states
 from harness.suite.tolerances import Tolerances
 
 
@@ -30,27 +28,15 @@ def _iter_reference(ref: Mapping | Path):
 
 def compare_params(case_id: str, got: Mapping[str, np.ndarray], ref: Mapping | Path, tol: Tolerances,
                    got_name: str = "MindSpore", ref_name: str = "PyTorch") -> list[Row]:
-    """Every tensor of `got` against `ref` (a dict, or a safetensors file streamed), joined by name."""
+    """Every tensor of `got` against `ref` (a dict, or a safetensors file streamed), joined by name, by
+    the project's one per-tensor comparison (harness.suite.tensors, as `python -m harness compare`)."""
     names, get, _handle = _iter_reference(ref)
-    missing_got = set(names) - set(got)
+    diff = compare_states(got, names, get)
     rows = names_rows(case_id, "param", got, names, got_name, ref_name)
-    worst_ulp, worst_abs, worst, differing = 0, 0.0, "none", 0
-    shape_errors = []
-    for name in [n for n in names if n in got]:
-        a, b = np.asarray(got[name]), get(name)
-        if a.shape != b.shape:
-            shape_errors.append(f"{name} {got_name} {a.shape} vs {ref_name} {b.shape}")
-            continue
-        if a.dtype == b.dtype and np.array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}")):
-            continue   # bit-identical: the expected, fast path
-        ulp, diff = int(ulp_distance(a, b).max()), max_abs(a, b)
-        differing += ulp > 0
-        if (ulp, diff) > (worst_ulp, worst_abs):
-            worst_ulp, worst_abs, worst = ulp, diff, name
-        del b
+    shape_errors = [f"{d.name} {got_name} {d.shape_got} vs {ref_name} {d.shape_ref}" for d in diff.shape_errors]
     if shape_errors:
         rows.append(row(case_id, "param", "shapes", len(shape_errors), 0, "; ".join(shape_errors[:5])))
-    compared = len(names) - len(missing_got) - len(shape_errors)
+    worst, worst_ulp, worst_abs, differing, compared = diff.worst()
     where = (f"worst tensor {worst} (max ULP {worst_ulp}, max abs {worst_abs:.3g}); "
              f"{differing} of {compared} tensors differ; {got_name} vs {ref_name}")
     for metric, value in (("max_ulp", worst_ulp), ("max_abs", worst_abs)):
@@ -89,28 +75,6 @@ def compare_outputs(case_id: str, family: str, ref: dict, got: dict, unpadded: n
     rows.append(row(case_id, "layers", "worst.relative", by_name[worst], limit,
                      f"first layer over limit: {first}; worst: {worst} ({by_name[worst]:.3g}) "
                      f"of {len(names)} hidden states" + why))
-    return rows
-
-
-def compare_preservation(case: Case, plan: GrowthPlan, framework: str, grown: dict, source: dict,
-                         unpadded: np.ndarray, tol: Tolerances) -> list[Row]:
-    """Grown vs source model of one framework on the same ids. BERT: grown hidden unit i
-    against source unit g_h(i) (FPI copies coordinates by the hidden map); GPT-2: logits."""
-    title = TITLES[framework]
-    if case.exact:
-        limit, why = limited(tol, case.id, "preservation", "relative")
-        note = "exact growth: gated" + why
-    else:
-        limit, note = None, f"approximate growth ({case.method}/{case.sampling}, {plan.src.layers}->" \
-                            f"{plan.dst.layers} layers): reported, not gated"
-    rows = []
-    for name in families.get(case.family).PRESERVED_OUTPUTS:
-        s = source[name] if name == "logits" else source[name][..., plan.hidden_map]
-        g, s = _select(name, grown[name], unpadded), _select(name, s, unpadded)
-        detail = f"{title} grown vs {title} source, {name}" + ("" if name == "logits" else " by g_h")
-        rows.append(row(case.id, "preservation", f"{framework}.{name}.relative", relative(g, s), limit,
-                         f"{detail}; {note}"))
-        rows.append(row(case.id, "preservation", f"{framework}.{name}.cosine", cosine(g, s), None, detail))
     return rows
 
 

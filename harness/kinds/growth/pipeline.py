@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from harness.suite import frameworks
 from harness.core.config import ModelConfig
+from harness.core.formats.atomic import staged
 from harness.core.seeded_init import init_state
+from harness.suite import frameworks
+
 
 @dataclasses.dataclass
 class GrowResult:
@@ -53,7 +55,7 @@ def save(result: GrowResult, dst_cfg: ModelConfig, out_dir: Path) -> Path:
     start = time.perf_counter()
     result.weights_path = fw.io.save(out_dir, dst_cfg, result.state)
     result.seconds["save"] = time.perf_counter() - start
-    result.weights_bytes = result.weights_path.stat().st_size
+    result.weights_bytes = staged(result.weights_path).stat().st_size   # inside an OutputSet: not in place yet
     return result.weights_path
 
 

@@ -6,6 +6,7 @@ Per framework, one after the other (so peak memory is about one model per framew
 load the source, forward it, expand, save, forward the grown model. PyTorch runs first
 and writes its weights; the MindSpore state is then compared with that file tensor by
 tensor. Quantities (one test each): param, output, layers, preservation, time, size, hash.
+A language model (GPT-2) is also run on corpus windows, source and grown, for its loss.
 
 Seams for planted faults, so tests need not edit product code:
 - Hooks.grown(framework, numpy_state) -> state: replaces the grown state that is
@@ -24,6 +25,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
+from harness.core import families
 from harness.core.config import ModelConfig
 from harness.core.formats.checkpoint import sha256
 from harness.core.plan import GrowthPlan, build_plan
@@ -31,15 +35,11 @@ from harness.core.recipe import compile_recipes
 from harness.core.vocab import FRAMEWORKS, TITLES
 from harness.kinds.growth import pipeline
 from harness.kinds.growth.cases import Case
-from harness.kinds.growth.compare import (
-    compare_outputs,
-    compare_params,
-    compare_preservation,
-    executor_check,
-    size_rows,
-)
+from harness.kinds.growth.compare import compare_outputs, compare_params, executor_check, size_rows
+from harness.kinds.growth.preservation import compare_lm_loss, compare_preservation
 from harness.suite import frameworks
-from harness.suite.inputs import Inputs, make_inputs
+from harness.suite.inputs import Inputs, lm_windows, make_inputs
+from harness.suite.lm_metrics import next_token_nll
 from harness.suite.resource import resource
 from harness.suite.rows import Row, guarded, limited, row
 from harness.suite.tolerances import Tolerances
@@ -67,14 +67,20 @@ class _Grown:
     executor_rows: list = dataclasses.field(default_factory=list)
 
 
-def _forward(fw, cfg: ModelConfig, state: dict, inputs: Inputs, hooks: Hooks, role: str) -> tuple[dict, float]:
+def _forward(fw, cfg: ModelConfig, state: dict, inputs: Inputs, hooks: Hooks, role: str,
+             lm: np.ndarray | None) -> tuple[dict, float]:
+    """The model's outputs on `inputs` (timed), and with lm windows its loss on them too (out["lm_loss"])."""
     model = fw.models.build_model(cfg)
     fw.models.load_numpy_state(model, state)
     if hooks.model:
         hooks.model(fw.name, role, model)
     start = time.perf_counter()
     out = fw.models.run_forward(model, inputs.ids, inputs.mask)
-    return out, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    if lm is not None:
+        total, count = next_token_nll(fw.models.run_forward(model, lm, np.ones_like(lm))["logits"], lm)
+        out["lm_loss"] = total / count
+    return out, seconds
 
 
 def _source_ckpt(case: Case) -> Path | None:
@@ -84,13 +90,14 @@ def _source_ckpt(case: Case) -> Path | None:
     return None
 
 
-def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: Inputs, case_dir: Path,
-              hooks: Hooks, compare: Callable[[dict], None], tol: Tolerances) -> _Grown:
+def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: Inputs, lm: np.ndarray | None,
+              case_dir: Path, hooks: Hooks, compare: Callable[[dict], None], tol: Tolerances) -> _Grown:
     """Load, forward the source, expand, save, compare (callback), forward the grown model; free all."""
     fw = frameworks.load(name)
     src_cfg, dst_cfg = plan.src, plan.dst
     src_state, load_s = pipeline.load_source(name, src_cfg, _source_ckpt(case), case.seed)
-    source_out, fwd_src_s = _forward(fw, src_cfg, pipeline.to_numpy_state(name, src_state), inputs, hooks, "source")
+    source_out, fwd_src_s = _forward(fw, src_cfg, pipeline.to_numpy_state(name, src_state), inputs, hooks, "source",
+                                     lm)
     result = pipeline.expand(name, recipes, src_state)
     executor, executor_rows = result.executor, executor_check(case.id, name, recipes, src_state, result, tol)
     if name != "pt":   # only PyTorch expands again (hash check): free the source before saving
@@ -103,7 +110,7 @@ def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: In
     if hooks.grown:
         grown = hooks.grown(name, grown) or grown
     compare(grown)
-    grown_out, seconds["forward"] = _forward(fw, dst_cfg, grown, inputs, hooks, "grown")
+    grown_out, seconds["forward"] = _forward(fw, dst_cfg, grown, inputs, hooks, "grown", lm)
     del grown, result
     gc.collect()
     rerun = None
@@ -138,6 +145,9 @@ def _grow_and_compare(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances,
     recipes = compile_recipes(plan)
     plan_s = time.perf_counter() - start
     inputs = make_inputs(case.seed, plan.dst)
+    lm, lm_detail = None, ""
+    if "logits" in families.get(case.family).TOKEN_OUTPUTS:   # a language model: its loss on corpus windows
+        lm, lm_detail = lm_windows(case.seed, plan.dst)
 
     sides: dict[str, _Grown] = {}
 
@@ -148,7 +158,7 @@ def _grow_and_compare(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances,
         return run
 
     for name in FRAMEWORKS:
-        sides[name] = _run_side(name, case, plan, recipes, inputs, case_dir, hooks, compare(name), tol)
+        sides[name] = _run_side(name, case, plan, recipes, inputs, lm, case_dir, hooks, compare(name), tol)
         rows.extend(sides[name].executor_rows)
     pt, ms = sides["pt"], sides["ms"]
     unpadded = inputs.unpadded
@@ -156,8 +166,11 @@ def _grow_and_compare(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances,
     rows.extend(compare_outputs(cid, case.family, pt.grown_out, ms.grown_out, unpadded, tol,
                                 inputs.detail))
     for name in FRAMEWORKS:
-        rows.extend(compare_preservation(case, plan, name, sides[name].grown_out, sides[name].source_out, unpadded,
-                                          tol))
+        side = sides[name]
+        rows.extend(compare_preservation(case, plan, name, side.grown_out, side.source_out, unpadded, tol))
+        if lm is not None:
+            rows.extend(compare_lm_loss(case, plan, name, side.grown_out["lm_loss"], side.source_out["lm_loss"],
+                                        lm_detail, tol))
 
     limit, why = limited(tol, cid, "time", "plan_s")
     rows.append(row(cid, "time", "plan_s", plan_s, limit, "plan + recipes, once for both frameworks" + why))

@@ -2,7 +2,7 @@
 compared tensor by tensor. `python -m harness expand` runs this (both frameworks); make bench-scale
 measures it (tools/bench_scale.py).
 
-    source = Source.open(src_ckpt, src_cfg, seed, scratch=out_dir)   # a file, or drawn into a scratch file
+    source = Source.open(src_ckpt, src_cfg, seed, scratch=out_dir)   # a file, or drawn into a scratch folder
     result = grow("pt", recipes, source, dst_cfg, out_dir)          # model.safetensors / model.ckpt
     parity = compare_files(pt_file, ms_file)                         # max ULP per tensor, sha256 of each
 
@@ -19,9 +19,16 @@ of about one layer, and two target tensors (the one being written, the one being
 The bytes are those the in-memory path (pipeline.expand + pipeline.save) writes: the same tensors in
 the same order through the same writers (tests/test_stream.py holds them equal).
 
-A source drawn from the seed (no checkpoint) is drawn tensor by tensor into a safetensors file
-beside the output (the same bits as harness.core.seeded_init.init_state), read as any source, and
-removed at the end.
+A source drawn from the seed (no checkpoint) is drawn tensor by tensor into a safetensors file in a
+scratch folder of its own inside the output folder (the same bits as harness.core.seeded_init.init_state),
+read as any source, and removed with its folder by close(), on an error too. The folder is a temporary
+of harness.core.formats.atomic (a new private folder of a unique name, as tempfile.mkdtemp makes, and
+registered: an interrupt removes it through discard_live, and one left by a killed run, its pid gone,
+is removed by the next run there); never a file of the output set.
+
+Inside an OutputSet (the CLI), the files written are staged until the set is put in place: sizes
+and the streamed parity read them where they are now (harness.core.formats.atomic.staged) and name
+them by their final names.
 """
 from __future__ import annotations
 
@@ -38,6 +45,7 @@ import numpy as np
 from harness.core.config import ModelConfig
 from harness.core.errors import BadInput
 from harness.core.families import IGNORED_BUFFERS, layer_prefix, param_shapes
+from harness.core.formats.atomic import discard, staged, temp_beside
 from harness.core.formats.checkpoint import CONFIG_NAME, load_checkpoint, resolve, write_json
 from harness.core.formats.tensor_source import Entry, SequentialReader, SourceWindow, TensorFile, streamable
 from harness.core.formats.writers import SafetensorsStream
@@ -152,20 +160,27 @@ class Source:
     cfg: ModelConfig
     tensors: Mapping                 # name -> numpy array, read when asked for
     path: Path | None                # the file read (the scratch file of a drawn source)
-    drawn: bool = False              # drawn from the seed into `path`, which close() removes
+    drawn: bool = False              # drawn from the seed into `path`
     seconds: float = 0.0             # opening (and drawing) it
+    scratch: Path | None = None      # a drawn source's own folder (holding `path`), which close() removes
     _file: TensorFile | None = None
 
     @classmethod
     def open(cls, src_ckpt: Path | None, cfg: ModelConfig, seed: int, scratch: Path,
              allow_nonfinite: bool = False) -> Source:
         """A checkpoint (streamed where it is .safetensors / .ckpt; a PyTorch zip file is read whole),
-        or, without one, cfg drawn from `seed` into a scratch safetensors file in folder `scratch`."""
+        or, without one, cfg drawn from `seed` into a safetensors file in a scratch folder of its own
+        inside folder `scratch` (module doc), removed by close() or, if opening fails, at once."""
         start = time.perf_counter()
         if src_ckpt is None:
-            path = Path(scratch) / f".drawn-source.{os.getpid()}.safetensors"
-            draw_source(cfg, seed, path)
-            source = cls._of_file(path, cfg, allow_nonfinite=True, drawn=True)   # drawn: finite by construction
+            folder = temp_beside(Path(scratch) / "drawn-source", folder=True)   # .drawn-source.PID.RANDOM.partial
+            try:
+                path = draw_source(cfg, seed, folder / "source.safetensors")
+                source = cls._of_file(path, cfg, allow_nonfinite=True, drawn=True)   # drawn: finite by construction
+                source.scratch = folder
+            except BaseException:
+                discard(folder)
+                raise
         else:
             weights, _ = resolve(src_ckpt)
             if streamable(weights):
@@ -190,8 +205,9 @@ class Source:
         if self._file is not None:
             self._file.close()
             self._file = None
-        if self.drawn and self.path is not None:
-            self.path.unlink(missing_ok=True)
+        if self.scratch is not None:
+            discard(self.scratch)   # the folder and all in it (harness.core.formats.atomic.discard: rmtree)
+            self.scratch = None
 
 
 def draw_source(cfg: ModelConfig, seed: int, path: Path) -> Path:
@@ -339,7 +355,8 @@ def grow(framework: str, recipes: list, source: Source, dst_cfg: ModelConfig, ou
     seconds["save"] = background.busy
     seconds["wait"] = background.waited   # the expander waiting for the writer: the disk was the long pole
     seconds["total"] = time.perf_counter() - start
-    return StreamResult(framework, path, path.stat().st_size, seconds, executor, note, window.reads, peak_rss())
+    return StreamResult(framework, path, staged(path).stat().st_size, seconds, executor, note, window.reads,
+                        peak_rss())
 
 
 # -- streamed parity ------------------------------------------------------------------------------
@@ -402,17 +419,21 @@ def compare_files(got: Path, ref: Path, piece: int | None = None) -> FileParity:
     """Every tensor of `got` (MindSpore's .ckpt, say) against the same-named tensor of `ref`
     (PyTorch's safetensors), each file read once front to back in pieces (no model is ever whole in
     memory) and hashed as it is read. Both writers write the target's table order; files whose
-    tensor orders differ are compared by name instead, one tensor at a time, and hashed apart."""
+    tensor orders differ are compared by name instead, one tensor at a time, and hashed apart.
+    Inside an OutputSet a file not yet in place is read where it is staged; the result names it by
+    `got` / `ref`, its final name."""
     start = time.perf_counter()
+    names = {"got": Path(got), "ref": Path(ref)}
+    got, ref = staged(got), staged(ref)
     kw = {} if piece is None else {"piece": piece}
     with SequentialReader(got, **kw) as a, SequentialReader(ref, **kw) as b:
         problems = []
         only_a = [n for n in a.entries if n not in b.entries]
         only_b = [n for n in b.entries if n not in a.entries]
         if only_a:
-            problems.append(f"{len(only_a)} tensors only in {Path(got).name}: {', '.join(only_a[:3])}")
+            problems.append(f"{len(only_a)} tensors only in {names['got'].name}: {', '.join(only_a[:3])}")
         if only_b:
-            problems.append(f"{len(only_b)} tensors only in {Path(ref).name}: {', '.join(only_b[:3])}")
+            problems.append(f"{len(only_b)} tensors only in {names['ref'].name}: {', '.join(only_b[:3])}")
         diffs: list[TensorDiff] = []
         compared = 0
         shared = [n for n in a.entries if n in b.entries]
@@ -451,7 +472,7 @@ def compare_files(got: Path, ref: Path, piece: int | None = None) -> FileParity:
             from harness.core.formats.checkpoint import sha256
             sha_a, sha_b = sha256(got), sha256(ref)
     worst = max(diffs, key=lambda d: (d.max_ulp, d.max_abs), default=None)
-    return FileParity(Path(got), Path(ref), sha_a, sha_b, compared,
+    return FileParity(names["got"], names["ref"], sha_a, sha_b, compared,
                       worst.max_ulp if worst else 0, max((d.max_abs for d in diffs), default=0.0),
                       worst.name if worst else "none", diffs, problems, time.perf_counter() - start)
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from harness.core import lossless
 from harness.core.config import ModelConfig, load_presets
 from harness.core.errors import BadInput
 from harness.core.paths import CASES_DIR
 from harness.core.plan import validate
-from harness.core.vocab import DTYPES, METHODS, SAMPLINGS
+from harness.core.vocab import DTYPES, LOSSLESS, METHODS, SAMPLINGS
 from harness.suite.case_table import check_id_keys, check_keys, id_tail, load_case_table
 from harness.suite.tokenizer import TOKENIZER_VOCAB
 
@@ -67,7 +68,9 @@ class InferCase:
 
     @property
     def cfg(self) -> ModelConfig:
-        return load_presets()["gpt2"][self.preset]
+        """The model the case runs: its preset, as a lossless growth makes it where grown so (eps scaled)."""
+        cfg = load_presets()["gpt2"][self.preset]
+        return lossless.target_config(self.src_cfg, cfg) if self.grown_from and self.method == LOSSLESS else cfg
 
     @property
     def src_cfg(self) -> ModelConfig | None:

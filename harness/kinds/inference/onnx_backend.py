@@ -33,7 +33,7 @@ import numpy as np
 
 from harness.core.config import ModelConfig
 from harness.core.errors import BadInput
-from harness.core.formats.writers import commit, discard, temp_beside
+from harness.core.formats.atomic import commit, discard, temp_beside
 from harness.core.forward_inputs import check_forward_inputs
 from harness.core.vocab import DTYPES
 
