@@ -1,6 +1,7 @@
 """Streamed growth (harness/kinds/growth/stream.py): the same bytes as the in-memory path, one target
 tensor at a time; the streamed parity of two files; the drawn source; reading tensors on demand."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -280,6 +281,20 @@ def test_an_interrupt_cleanup_removes_an_open_scratch_folder(tmp_path):
     assert source.scratch in discard_live()
     assert list(tmp_path.iterdir()) == []
     source.close()
+
+
+def test_a_scratch_folder_left_by_a_killed_run_is_removed_by_the_next_draw(tmp_path):
+    """SIGKILL leaves the scratch folder behind (no cleanup runs); its pid names it, so the next run
+    drawing a source into that output folder removes it (a live process's folder stays)."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".drawn-source.{int(dead.stdout)}.0badc0de.partial"
+    live = tmp_path / f".drawn-source.{os.getppid()}.0badc0de.partial"
+    for folder in (stale, live):
+        folder.mkdir()
+        (folder / "source.safetensors").write_bytes(b"left over")
+    source = stream.Source.open(None, preset("gpt2", "tiny"), 1, scratch=tmp_path)
+    source.close()
+    assert [p.name for p in tmp_path.iterdir()] == [live.name]
 
 
 def test_a_failing_write_stops_the_run_and_leaves_no_partial_file(tmp_path, monkeypatch):
