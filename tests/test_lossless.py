@@ -240,9 +240,27 @@ def test_a_planted_fault_in_a_parity_case_names_the_first_state_that_departs(tmp
     rows = run_case(Case("gpt2", "tiny", "tiny_w", "lossless"), tmp_path,
                     hooks=Hooks(grown=zero_new_embedding_coordinates), tolerances=load_tolerances())
     worst = {r.metric: r for r in rows if r.quantity == "preservation" and r.metric.endswith("layers.worst.relative")}
-    assert set(worst) == {"pt.layers.worst.relative", "ms.layers.worst.relative"}
-    for r in worst.values():
+    assert set(worst) == {f"{fw}{precision}.layers.worst.relative" for fw in ("pt", "ms") for precision in ("", ".float64")}
+    for r in worst.values():   # float32 and the float64 judge alike
         assert r.status == "fail" and "first state that departs: embeddings" in r.detail, r.detail
+    logits64 = {r.metric: r for r in rows if r.metric.endswith("float64.logits.relative")}
+    assert set(logits64) == {"pt.float64.logits.relative", "ms.float64.logits.relative"}
+    assert all(r.status == "fail" and r.value > 10 * LIMIT for r in logits64.values()), logits64
+
+
+def test_the_float64_judge_passes_a_lossless_case_and_reports_no_float64_rows_for_approximate_growth(tmp_path):
+    """A clean lossless case: every float64 preservation row is gated at tolerances.toml's float64_relative and
+    far under it (the float32 rounding of the grown weights); an AKI case (not function preserving) has none."""
+    tol = load_tolerances()
+    rows = run_case(Case("gpt2", "tiny", "tiny_w", "lossless"), tmp_path, tolerances=tol)
+    gated64 = [r for r in rows if ".float64." in r.metric and r.limit is not None]
+    assert {r.metric for r in gated64} == {f"{fw}.float64.{what}.relative" for fw in ("pt", "ms")
+                                            for what in ("logits", "layers.worst")}
+    for r in gated64:
+        assert r.limit == tol.limit(r.case, "preservation", "float64_relative", "fp32").value
+        assert r.status == "pass" and r.value < r.limit / 5, (r.metric, r.value)
+    rows = run_case(Case("gpt2", "tiny", "tiny_wd", "aki"), tmp_path, tolerances=tol)
+    assert not [r for r in rows if ".float64." in r.metric]
 
 
 # -- what the maths does not allow is refused ---------------------------------------------------------
