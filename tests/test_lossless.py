@@ -240,7 +240,8 @@ def test_a_planted_fault_in_a_parity_case_names_the_first_state_that_departs(tmp
     rows = run_case(Case("gpt2", "tiny", "tiny_w", "lossless"), tmp_path,
                     hooks=Hooks(grown=zero_new_embedding_coordinates), tolerances=load_tolerances())
     worst = {r.metric: r for r in rows if r.quantity == "preservation" and r.metric.endswith("layers.worst.relative")}
-    assert set(worst) == {f"{fw}{precision}.layers.worst.relative" for fw in ("pt", "ms") for precision in ("", ".float64")}
+    assert set(worst) == {f"{fw}{precision}.layers.worst.relative"
+                          for fw in ("pt", "ms") for precision in ("", ".float64")}
     for r in worst.values():   # float32 and the float64 judge alike
         assert r.status == "fail" and "first state that departs: embeddings" in r.detail, r.detail
     logits64 = {r.metric: r for r in rows if r.metric.endswith("float64.logits.relative")}

@@ -24,7 +24,6 @@ from harness.suite.metrics import cosine, relative
 from harness.suite.rows import Row, first_and_worst, limited, row
 from harness.suite.tolerances import Tolerances
 
-
 PRECISIONS = {"": "relative", "float64": "float64_relative"}   # precision -> its limit key (tolerances.toml)
 
 
