@@ -10,8 +10,9 @@ A language model (GPT-2) is also run on corpus windows, source and grown, for it
 
 Seams for planted faults, so tests need not edit product code:
 - Hooks.grown(framework, numpy_state) -> state: replaces the grown state that is
-  compared and run (not the file already written); the runner consumes the state it returns
-  (a function-preserving case widens it to float64 array by array, popping each);
+  compared and run (not the file already written); a function-preserving case calls it once
+  more on the state read back from that file for its float64 forwards, and consumes what it
+  returns (widened to float64 array by array, popping each);
 - Hooks.model(framework, role, model): may patch a model ("source" | "grown") before
   its forward;
 - compare_params / compare_outputs / compare_preservation are public and take plain
@@ -30,7 +31,7 @@ import numpy as np
 
 from harness.core import families
 from harness.core.config import ModelConfig
-from harness.core.formats.checkpoint import sha256
+from harness.core.formats.checkpoint import read_tensors, sha256
 from harness.core.plan import GrowthPlan, build_plan
 from harness.core.recipe import compile_recipes
 from harness.core.vocab import FRAMEWORKS, TITLES
@@ -118,7 +119,7 @@ def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: In
                                      lm)
     source_out64 = None
     if case.preserving:   # float64 judge of the function (compare_preservation precision="float64")
-        source_out64 = _forward64(fw, src_cfg, dict(pipeline.to_numpy_state(name, src_state)), inputs, hooks,
+        source_out64 = _forward64(fw, src_cfg, pipeline.to_numpy_state(name, src_state), inputs, hooks,
                                   "source")
         gc.collect()
     result = pipeline.expand(name, recipes, src_state)
@@ -134,10 +135,7 @@ def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: In
         grown = hooks.grown(name, grown) or grown
     compare(grown)
     grown_out, seconds["forward"] = _forward(fw, dst_cfg, grown, inputs, hooks, "grown", lm)
-    del result
-    gc.collect()
-    grown_out64 = _forward64(fw, dst_cfg, grown, inputs, hooks, "grown") if case.preserving else None
-    del grown
+    del grown, result
     gc.collect()
     rerun = None
     if name == "pt":
@@ -147,6 +145,12 @@ def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: In
         rerun = sha256(pipeline.save(again, dst_cfg, case_dir / "pt_rerun"))
         del again, again_recipes, src_state
         shutil.rmtree(case_dir / "pt_rerun", ignore_errors=True)
+        gc.collect()
+    grown_out64 = None
+    if case.preserving:   # from the file just written, once nothing else is held (GPT-2 xl: 12.5 GB in float64)
+        written = read_tensors(path)   # safetensors memory-mapped, .ckpt read
+        grown_out64 = _forward64(fw, dst_cfg, (hooks.grown and hooks.grown(name, written)) or written, inputs,
+                                 hooks, "grown")
         gc.collect()
     return _Grown(seconds, grown_out, source_out, path, path.stat().st_size, digest, rerun,
                  executor, executor_rows, source_out64, grown_out64)
