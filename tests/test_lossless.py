@@ -183,6 +183,42 @@ def test_one_training_step_moves_the_new_stream_coordinates_apart(family, dst):
         assert copies(name) == [], f"{name}: new coordinates {copies(name)} still equal their twin after one step"
 
 
+@pytest.mark.parametrize("framework", ["pt", "ms"])
+def test_one_step_of_the_training_loop_moves_the_new_stream_coordinates_apart(framework):
+    """The same, through the project's own training step (harness.kinds.train: AdamWeightDecay with
+    clipping, on real text; one step, so MindSpore eager) in each framework: GPT-2 64 -> 80, the new
+    columns of the token embedding and of an MLP's output start as 15 equal copies of the mean and
+    are no longer equal after one step. Control: with the learning rate 0 they stay copies."""
+    from harness.core.batches import draw_batches
+    from harness.core.optim import TrainSetup
+    from harness.kinds.train.runner import train_run
+    from harness.suite.corpus import english_ids
+
+    src_cfg, dst_cfg = preset("gpt2", "tiny"), preset("gpt2", "tiny_w80")
+    plan = build_plan(src_cfg, dst_cfg, "lossless", "balanced", seed=2)
+    grown = execute_recipes_numpy(compile_recipes(plan), _source(src_cfg))
+    data = draw_batches(english_ids(), "gpt2", steps=1, batch=2, length=16, seed=0, vocab=dst_cfg.vocab)
+    d, D = src_cfg.hidden, dst_cfg.hidden
+    writers = ("transformer.wte.weight", "transformer.h.1.mlp.c_proj.weight")   # (.., D): stream = columns
+
+    def equal_new_columns(state, name):
+        w = state[name]
+        return [j for j in range(d + 1, D) if np.array_equal(w[:, j], w[:, d])]
+
+    for name in writers:
+        assert len(equal_new_columns(grown, name)) == D - d - 1, f"{name}: not copies at the start"
+    for lr, moved in ((1e-3, True), (0.0, False)):
+        curve = train_run(framework, dst_cfg, {k: v.copy() for k, v in grown.items()}, data,
+                          TrainSetup(steps=1, lr=lr, warmup=0), keep=(1,), ms_mode="pynative")
+        after = curve.params[1]
+        for name in writers:
+            still = equal_new_columns(after, name)
+            if moved:
+                assert still == [], f"{framework} {name}: new columns {still} still equal after one step"
+            else:
+                assert len(still) == D - d - 1, f"{framework} {name}: lr 0 moved the copies apart"
+
+
 # -- planted faults fail the gate -------------------------------------------------------------------
 def _no_ln_rescale(recipes):
     """The LayerNorm weights copied but not scaled by sqrt(d / D)."""
