@@ -10,7 +10,9 @@ A language model (GPT-2) is also run on corpus windows, source and grown, for it
 
 Seams for planted faults, so tests need not edit product code:
 - Hooks.grown(framework, numpy_state) -> state: replaces the grown state that is
-  compared and run (not the file already written);
+  compared and run (not the file already written); a function-preserving case calls it once
+  more on the state read back from that file for its float64 forwards, and consumes what it
+  returns (widened to float64 array by array, popping each);
 - Hooks.model(framework, role, model): may patch a model ("source" | "grown") before
   its forward;
 - compare_params / compare_outputs / compare_preservation are public and take plain
@@ -29,7 +31,7 @@ import numpy as np
 
 from harness.core import families
 from harness.core.config import ModelConfig
-from harness.core.formats.checkpoint import sha256
+from harness.core.formats.checkpoint import read_tensors, sha256
 from harness.core.plan import GrowthPlan, build_plan
 from harness.core.recipe import compile_recipes
 from harness.core.vocab import FRAMEWORKS, TITLES
@@ -65,6 +67,8 @@ class _Grown:
     rerun_sha256: str | None = None
     executor: str = ""
     executor_rows: list = dataclasses.field(default_factory=list)
+    source_out64: dict | None = None   # function-preserving cases: the same forwards in float64
+    grown_out64: dict | None = None
 
 
 def _forward(fw, cfg: ModelConfig, state: dict, inputs: Inputs, hooks: Hooks, role: str,
@@ -83,6 +87,21 @@ def _forward(fw, cfg: ModelConfig, state: dict, inputs: Inputs, hooks: Hooks, ro
     return out, seconds
 
 
+def _forward64(fw, cfg: ModelConfig, state: dict, inputs: Inputs, hooks: Hooks, role: str) -> dict:
+    """The model's outputs on `inputs` in float64, from `state`'s float32 weights. The state's arrays
+    are popped as they are widened, so the float32 copy is released while the float64 one is built
+    (GPT-2 xl: 6.2 GB float32 -> 12.5 GB float64, never both): the caller must not use `state` after."""
+    wide = {}
+    for name in list(state):
+        wide[name] = state.pop(name).astype(np.float64)
+    model = fw.models.build_model(cfg)
+    fw.models.load_numpy_state(model, wide, "float64")
+    del wide
+    if hooks.model:
+        hooks.model(fw.name, role, model)
+    return fw.models.run_forward(model, inputs.ids, inputs.mask)
+
+
 def _source_ckpt(case: Case) -> Path | None:
     if case.weights == "minilm":
         from harness.suite.tokenizer import minilm_dir
@@ -98,6 +117,11 @@ def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: In
     src_state, load_s = pipeline.load_source(name, src_cfg, _source_ckpt(case), case.seed)
     source_out, fwd_src_s = _forward(fw, src_cfg, pipeline.to_numpy_state(name, src_state), inputs, hooks, "source",
                                      lm)
+    source_out64 = None
+    if case.preserving:   # float64 judge of the function (compare_preservation precision="float64")
+        source_out64 = _forward64(fw, src_cfg, pipeline.to_numpy_state(name, src_state), inputs, hooks,
+                                  "source")
+        gc.collect()
     result = pipeline.expand(name, recipes, src_state)
     executor, executor_rows = result.executor, executor_check(case.id, name, recipes, src_state, result, tol)
     if name != "pt":   # only PyTorch expands again (hash check): free the source before saving
@@ -122,8 +146,14 @@ def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: In
         del again, again_recipes, src_state
         shutil.rmtree(case_dir / "pt_rerun", ignore_errors=True)
         gc.collect()
+    grown_out64 = None
+    if case.preserving:   # from the file just written, once nothing else is held (GPT-2 xl: 12.5 GB in float64)
+        written = read_tensors(path)   # safetensors memory-mapped, .ckpt read
+        grown_out64 = _forward64(fw, dst_cfg, (hooks.grown and hooks.grown(name, written)) or written, inputs,
+                                 hooks, "grown")
+        gc.collect()
     return _Grown(seconds, grown_out, source_out, path, path.stat().st_size, digest, rerun,
-                 executor, executor_rows)
+                 executor, executor_rows, source_out64, grown_out64)
 
 
 # -- the case -------------------------------------------------------------------------
@@ -168,6 +198,9 @@ def _grow_and_compare(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances,
     for name in FRAMEWORKS:
         side = sides[name]
         rows.extend(compare_preservation(case, plan, name, side.grown_out, side.source_out, unpadded, tol))
+        if side.grown_out64 is not None:
+            rows.extend(compare_preservation(case, plan, name, side.grown_out64, side.source_out64, unpadded, tol,
+                                             precision="float64"))
         if lm is not None:
             rows.extend(compare_lm_loss(case, plan, name, side.grown_out["lm_loss"], side.source_out["lm_loss"],
                                         lm_detail, tol))
