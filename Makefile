@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 export GLOG_v := 3
 
-.PHONY: setup test parity bench check-mirror lint clean
+.PHONY: setup test parity bench bench-scale check-mirror lint clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ bench: $(STAMP)
 	$(PY) tools/bench_train.py --family gpt2 --preset base --batch 8 --length 128 --modes pt,ms_jit
 	$(PY) tools/bench_train.py --family bert --preset base --batch 8 --length 128 --modes pt,ms_jit
 	$(PY) tools/bench_train.py --family tinybert --preset tinybert_zh --teacher base --batch 8 --length 128
+
+# The cost curve of streamed growth up to GPT-2 at 6.7e9 parameters (tools/bench_scale.py): seconds,
+# write floor, time / floor and peak RSS per step and framework; reports/bench_scale.{md,json,png}.
+# Writes about 150 GB over the run but holds at most one step's source and target (~33 GB at 6.7B).
+bench-scale: $(STAMP)
+	$(PY) tools/bench_scale.py $(SCALE_ARGS)
 
 clean:
 	rm -rf reports rank_0 .pytest_cache

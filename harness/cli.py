@@ -122,7 +122,6 @@ def cmd_init(args) -> int:
 
 def cmd_expand(args) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from harness.core.config import preset
@@ -130,7 +129,6 @@ def cmd_expand(args) -> int:
     from harness.core.formats.checkpoint import read_config, resolve, write_json
     from harness.core.plan import build_plan
     from harness.core.recipe import compile_recipes, provenance
-    from harness.kinds.growth import pipeline
     from harness.suite import frameworks
 
     console = Console(stderr=True)
@@ -170,55 +168,102 @@ def cmd_expand(args) -> int:
     plan_seconds = time.perf_counter() - start
     dst_cfg = plan.dst   # as grown: a lossless GPT-2 target's LayerNorm eps is scaled (harness.core.lossless)
 
-    rows = []
-    for name in fws:
-        fw = frameworks.load(name)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True, disable=not console.is_terminal) as bar:
-            task = bar.add_task("", total=None)
-
-            def stage(text, bar=bar, task=task, title=fw.title, **kw):   # a bar on a terminal, a line in a log
-                bar.update(task, description=f"{title}: {text}", **kw)
-                if not console.is_terminal:
-                    print(f"{title}: {text}", file=sys.stderr, flush=True)
-            stage("loading source")
-            src_state, load_s = pipeline.load_source(name, loaded_cfg, args.src_ckpt, args.seed, args.allow_nonfinite)
-            if head_note:
-                src_state = pipeline.with_mlm_head(name, src_state, loaded_cfg, args.seed)
-                stage(head_note)
-            stage(f"expanding {len(recipes)} tensors", total=len(recipes), completed=0)
-            def advance(_name, bar=bar, task=task):
-                bar.advance(task)
-            result = pipeline.expand(name, recipes, src_state, on_tensor=advance,
-                                     executor=args.ms_executor if name == "ms" else None)
-            if result.executor_note:
-                print(f"{fw.title}: {result.executor_note}", file=sys.stderr, flush=True)
-            stage("saving", total=None)
-            path = pipeline.save(result, dst_cfg, args.out)
-        rows.append((fw.title, {"load": load_s, "plan": plan_seconds, **result.seconds}, path, result.executor))
-        del src_state, result
+    rows, parity = _expand_streamed(args, fws, loaded_cfg, src_cfg, dst_cfg, recipes, plan_seconds, console,
+                                    head_note)
 
     log = {"plan": json.loads(plan.to_json()), "tensors": provenance(plan, recipes),
-           "seconds": {title: seconds for title, seconds, _, _ in rows},
-           "executor": {title: executor for title, _, _, executor in rows}}
+           "seconds": {title: seconds for title, seconds, _, _, _ in rows},
+           "executor": {title: executor for title, _, _, executor, _ in rows},
+           "streamed": True}
+    if parity is not None:
+        log["parity"] = {"identical": parity.identical, "compared": parity.compared, "max_ulp": parity.max_ulp,
+                         "max_abs": parity.max_abs, "worst": parity.worst, "problems": parity.problems,
+                         "sha256": {parity.got.name: parity.got_sha256, parity.ref.name: parity.ref_sha256}}
     write_json(args.out / "plan.json", log)
 
     table = Table(title=f"{args.model} {src_cfg.name or 'source'} -> {args.dst}, {args.method}/{args.sampling}, "
                         f"seed {args.seed}: {src_cfg.n_params():,} -> {dst_cfg.n_params():,} params")
-    columns = {"load s": "load", "plan s": "plan", "expand s": "expand", "save s": "save"}
-    for col in ("framework", "executor", *columns, "file", "MB"):
+    columns = {"load s": "load", "plan s": "plan", "expand s": "expand", "save s": "save", "total s": "total"}
+    for col in ("framework", "executor", *columns, "peak RSS MB", "file", "MB"):
         table.add_column(col, justify="right" if col.endswith(("s", "MB")) else "left")
-    for title, seconds, path, executor in rows:
-        table.add_row(title, executor, *(f"{seconds[key]:.2f}" for key in columns.values()),
+    for title, seconds, path, executor, peak in rows:
+        table.add_row(title, executor, *(f"{seconds[key]:.2f}" for key in columns.values()), f"{peak / 1e6:,.0f}",
                       str(path), f"{staged(path).stat().st_size / 1e6:.1f}")
     out = Console()
     if not out.is_terminal:   # a log or a pipe: the whole table, never cut to rich's default 80 columns
         out = Console(width=Console(width=1 << 16).measure(table).maximum)
     out.print(table)
+    print("streamed: each tensor written as it is made; save (a writer thread) overlaps expand, total is both")
+    if parity is not None:
+        print(f"parity (streamed, {parity.got.name} vs {parity.ref.name}): {parity.summary()}; "
+              f"{parity.seconds:.1f} s")
+        print(f"sha256: {parity.got.name} {parity.got_sha256}, {parity.ref.name} {parity.ref_sha256}")
     if head_note:
         print(f"{head_note}; its pooler dropped (BertForMaskedLM has none)")
     print(f"plan and provenance: {args.out / 'plan.json'}")
+    if parity is not None and not parity.identical:
+        _print_error("the MindSpore and PyTorch files differ (parity above)",
+                     "a bug in one expander: rerun with --framework pt and ms apart and compare plan.json")
+        return 1
     return 0
+
+
+def _expand_streamed(args, fws, loaded_cfg, src_cfg, dst_cfg, recipes, plan_seconds, console, head_note):
+    """Each framework grows the source streamed (harness/kinds/growth/stream.py: one target tensor in
+    memory at a time, written as made); with both, the two files are compared tensor by tensor. A source
+    read as loaded_cfg grows as src_cfg: with head_note, a BERT without the masked-LM head gets the seeded
+    one (harness.core.lm_head). Returns ([(title, seconds, path, executor, peak RSS bytes)], FileParity or None)."""
+    from harness.kinds.growth import stream
+
+    need = dst_cfg.n_params() * 4 * len(fws) + (src_cfg.n_params() * 4 if args.src_ckpt is None else 0)
+    stream.check_disk(args.out, need, f"growing {src_cfg.name or 'the source'} -> {dst_cfg.name} "
+                                      f"({'drawn source, ' if args.src_ckpt is None else ''}{len(fws)} files)")
+
+    def line(text):
+        if not console.is_terminal:
+            print(text, file=sys.stderr, flush=True)
+
+    return _grow_each(args, fws, loaded_cfg, src_cfg, dst_cfg, recipes, plan_seconds, console, line, head_note)
+
+
+def _grow_each(args, fws, loaded_cfg, src_cfg, dst_cfg, recipes, plan_seconds, console, line, head_note):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.kinds.growth import stream
+    from harness.suite import frameworks
+
+    rows, source = [], None
+    try:
+        line(f"Source: drawing {src_cfg.name} from seed {args.seed} into a scratch folder" if args.src_ckpt is None
+             else f"Source: reading {args.src_ckpt} tensor by tensor")
+        source = stream.Source.open(args.src_ckpt, loaded_cfg, args.seed, args.out, args.allow_nonfinite)
+        if head_note:
+            source = source.with_mlm_head(src_cfg, args.seed)
+            line(f"Source: {head_note}")
+        for name in fws:
+            fw = frameworks.load(name)
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=console, transient=True, disable=not console.is_terminal) as bar:
+                task = bar.add_task(f"{fw.title}: expanding", total=len(recipes))
+                line(f"{fw.title}: expanding {len(recipes)} tensors, each written as it is made")
+                stream.reset_peak_rss()
+                result = stream.grow(name, recipes, source, dst_cfg, args.out,
+                                     executor=args.ms_executor if name == "ms" else None,
+                                     on_tensor=lambda _, task=task: bar.advance(task))
+            if result.executor_note:
+                print(f"{fw.title}: {result.executor_note}", file=sys.stderr, flush=True)
+            line(f"{fw.title}: wrote {result.weights_path}")
+            rows.append((fw.title, {**result.seconds, "plan": plan_seconds}, result.weights_path, result.executor,
+                         result.peak_rss))
+            del result
+    finally:
+        if source is not None:
+            source.close()
+    parity = None
+    if len(rows) == 2:
+        line("Parity: comparing the two files tensor by tensor")
+        parity = stream.compare_files(rows[1][2], rows[0][2])
+    return rows, parity
 
 
 def cmd_infer(args) -> int:

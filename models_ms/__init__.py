@@ -17,7 +17,7 @@ ms.set_device("CPU")
 
 from harness.core.errors import BadInput
 from harness.core.forward_inputs import check_forward_inputs
-from harness.core.vocab import DTYPES
+from harness.core.vocab import PARAM_DTYPES
 
 from .bert import BertForMaskedLM, BertModel
 from .gpt2 import GPT2LMHeadModel
@@ -36,7 +36,7 @@ def _parameters(model):
 
 
 def _set_parameters(params, state, dtype):
-    target = ms.float16 if dtype == np.float16 else ms.float32
+    target = {np.dtype(np.float16): ms.float16, np.dtype(np.float64): ms.float64}.get(dtype, ms.float32)
     for name, p in params.items():
         if p.dtype != target:
             p.set_dtype(target)  # set_data would cast the data back to the parameter's dtype
@@ -62,11 +62,12 @@ def load_numpy_state(model, state, dtype="float32"):
     """Set every parameter from {Hugging Face name: array}; names and shapes must match exactly.
 
     The model shares the arrays' memory (no copy of the model): do not write to them afterwards.
-    dtype "float16" casts every parameter (a copy) and runs the GPT-2 forward in float16.
+    dtype "float16" casts every parameter (a copy) and runs the GPT-2 forward in float16; "float64"
+    (a copy) runs the forward in float64 (the lossless preservation judge).
     """
-    if dtype not in DTYPES.values():
-        raise BadInput(f"dtype {dtype!r}: parameters are {' or '.join(DTYPES.values())}",
-                       f"pass dtype= one of {', '.join(DTYPES.values())}")
+    if dtype not in PARAM_DTYPES:
+        raise BadInput(f"dtype {dtype!r}: parameters are {' or '.join(PARAM_DTYPES)}",
+                       f"pass dtype= one of {', '.join(PARAM_DTYPES)}")
     params = _parameters(model)
     missing, extra = sorted(params.keys() - state.keys()), sorted(state.keys() - params.keys())
     if missing or extra:

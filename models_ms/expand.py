@@ -12,7 +12,8 @@ one recipe per target tensor; this module only executes them, by one of EXECUTOR
   operator (models_ms/kernel.cc, harness.core.execution.kernel), where MindSpore's own ops pay
   a fixed cost per call and per fresh buffer; same bits as "ops".
 
-Depth copies reuse the tensor already grown for their source layer.
+Depth copies reuse the tensor already grown for their source layer (expand); expand_one makes
+one target tensor alone, a depth copy again from its sources.
 """
 from __future__ import annotations
 
@@ -144,6 +145,15 @@ def expand(src_state: dict[str, Tensor], recipes: list,
             on_tensor(recipe.name)
     _wait()
     return target
+
+
+def expand_one(src_state: dict[str, Tensor], recipe, executor: str | None = None) -> Tensor:
+    """The target tensor of one recipe, made from its own fields: the streamed expander's step
+    (harness/kinds/growth/stream.py). src_state needs only the recipe's sources. A depth copy
+    (same_as) is made again from its sources: the same bits as the tensor it repeats."""
+    make = _EXECUTE[choose_executor(executor)[0]]
+    shapes = {name: tuple(src_state[name].shape) for name in recipe.sources}
+    return make(src_state, recipe, shapes)
 
 
 # mirror: framework

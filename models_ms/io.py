@@ -14,6 +14,7 @@ from harness.core.formats.checkpoint import CONFIG_NAME, load_checkpoint, write_
 from harness.core.config import ModelConfig
 # mirror: framework
 from harness.core.formats.checkpoint import CKPT_NAME, write_ckpt
+from harness.core.formats.writers import CkptStream, StreamWriter
 from mindspore import Tensor
 
 WEIGHTS_NAME = CKPT_NAME
@@ -29,6 +30,13 @@ def to_numpy(tensor: Tensor) -> np.ndarray:
 
 def _write_weights(path: Path, arrays: dict[str, np.ndarray]) -> None:
     write_ckpt(path, arrays)   # the bytes mindspore.save_checkpoint writes, streamed (tests/test_writers.py)
+
+
+def weights_writer(path: Path, layout: list[tuple[str, tuple[int, ...], np.dtype]]) -> StreamWriter:
+    """A writer of the weights file, tensor by tensor in layout order: the bytes _write_weights
+    writes for the same tensors (the streamed expander, harness/kinds/growth/stream.py). A .ckpt
+    frames each tensor where it stands: the layout is not needed up front."""
+    return CkptStream(path)
 # mirror: end
 
 

@@ -14,6 +14,7 @@ from harness.core.formats.checkpoint import CONFIG_NAME, load_checkpoint, write_
 from harness.core.config import ModelConfig
 # mirror: framework
 from harness.core.formats.checkpoint import SAFETENSORS_NAME, write_safetensors
+from harness.core.formats.writers import SafetensorsStream, StreamWriter
 import torch
 
 Tensor = torch.Tensor
@@ -30,6 +31,12 @@ def to_numpy(tensor: Tensor) -> np.ndarray:
 
 def _write_weights(path: Path, arrays: dict[str, np.ndarray]) -> None:
     write_safetensors(path, arrays, {"format": "pt"})
+
+
+def weights_writer(path: Path, layout: list[tuple[str, tuple[int, ...], np.dtype]]) -> StreamWriter:
+    """A writer of the weights file, tensor by tensor in layout order: the bytes _write_weights
+    writes for the same tensors (the streamed expander, harness/kinds/growth/stream.py)."""
+    return SafetensorsStream(path, layout, {"format": "pt"})
 # mirror: end
 
 

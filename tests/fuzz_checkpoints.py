@@ -11,6 +11,9 @@ so the parent can name the case if this process crashes or hangs. Outcomes:
 - "loaded": both loaded, and every tensor equals what the file really holds (decoded here
   independently: json + numpy for safetensors, protobuf for .ckpt; a .bin must equal the
   original, since its zip CRCs cover every byte);
+- and for a weights file, expand's streamed source reader (harness/kinds/growth/stream.py
+  Source, harness.core.formats.tensor_source) must end the same way: BadInput naming the file, or
+  the loaders' very tensors;
 - "wrong": anything else (another exception, a load that differs from the file, a file whose
   checksum (a .ckpt's crc_num trailer, MindSpore's crc_num in safetensors metadata) does not
   match its content loading at all, the two frameworks disagreeing): a test failure.
@@ -466,6 +469,20 @@ def run_case(i: int, seed: int, files: dict, workdir: Path) -> tuple[str, str, s
     if pt_kind != ms_kind:
         said = pt_val if pt_kind == 'bad_input' else ms_val
         return description, "wrong", f"PyTorch {pt_kind}, MindSpore {ms_kind}: {said}"
+    if fmt != "config":                  # expand's streamed source reader (a config is read as the loaders read it)
+        try:
+            st_kind, st_val = "loaded", read_streamed(path, cfg, allow_nonfinite, workdir)
+        except BadInput as e:
+            if not any(n in e.what for n in named) or not e.fix:
+                return description, "wrong", f"streamed: BadInput without the file name or a fix: {e}"
+            st_kind, st_val = "bad_input", e.what
+        except Exception as e:
+            return description, "wrong", f"streamed: {type(e).__name__}: {e}\n{traceback.format_exc()}"
+        if st_kind != pt_kind:
+            said = st_val if st_kind == "bad_input" else pt_val
+            return description, "wrong", f"the loaders {pt_kind}, the streamed reader {st_kind}: {said}"
+        if st_kind == "loaded" and any(st_val[k].tobytes() != pt_val[k].tobytes() for k in pt_val):
+            return description, "wrong", "the streamed reader read other tensors than the loaders"
     if pt_kind == "bad_input":
         _remove(path)
         return description, "bad_input", pt_val
@@ -485,6 +502,18 @@ def run_case(i: int, seed: int, files: dict, workdir: Path) -> tuple[str, str, s
                 return description, "wrong", f"{side} loaded {name} differently from what the file holds"
     _remove(path)
     return description, "loaded", "every tensor equals the file's content"
+
+
+def read_streamed(path: Path, cfg: ModelConfig, allow_nonfinite: bool, workdir: Path) -> dict[str, np.ndarray]:
+    """Every tensor of cfg's table as `expand` reads its source (harness/kinds/growth/stream.py: the
+    header or framing checked, then each tensor read on demand and checked finite)."""
+    from harness.core.families import param_shapes
+    from harness.kinds.growth import stream
+    source = stream.Source.open(path, cfg, 0, workdir, allow_nonfinite)
+    try:
+        return {name: np.array(source.tensors[name]) for name in param_shapes(cfg)}
+    finally:
+        source.close()
 
 
 def _remove(path: Path) -> None:

@@ -183,6 +183,42 @@ def test_one_training_step_moves_the_new_stream_coordinates_apart(family, dst):
         assert copies(name) == [], f"{name}: new coordinates {copies(name)} still equal their twin after one step"
 
 
+@pytest.mark.parametrize("framework", ["pt", "ms"])
+def test_one_step_of_the_training_loop_moves_the_new_stream_coordinates_apart(framework):
+    """The same, through the project's own training step (harness.kinds.train: AdamWeightDecay with
+    clipping, on real text; one step, so MindSpore eager) in each framework: GPT-2 64 -> 80, the new
+    columns of the token embedding and of an MLP's output start as 15 equal copies of the mean and
+    are no longer equal after one step. Control: with the learning rate 0 they stay copies."""
+    from harness.core.batches import draw_batches
+    from harness.core.optim import TrainSetup
+    from harness.kinds.train.runner import train_run
+    from harness.suite.corpus import english_ids
+
+    src_cfg, dst_cfg = preset("gpt2", "tiny"), preset("gpt2", "tiny_w80")
+    plan = build_plan(src_cfg, dst_cfg, "lossless", "balanced", seed=2)
+    grown = execute_recipes_numpy(compile_recipes(plan), _source(src_cfg))
+    data = draw_batches(english_ids(), "gpt2", steps=1, batch=2, length=16, seed=0, vocab=dst_cfg.vocab)
+    d, D = src_cfg.hidden, dst_cfg.hidden
+    writers = ("transformer.wte.weight", "transformer.h.1.mlp.c_proj.weight")   # (.., D): stream = columns
+
+    def equal_new_columns(state, name):
+        w = state[name]
+        return [j for j in range(d + 1, D) if np.array_equal(w[:, j], w[:, d])]
+
+    for name in writers:
+        assert len(equal_new_columns(grown, name)) == D - d - 1, f"{name}: not copies at the start"
+    for lr, moved in ((1e-3, True), (0.0, False)):
+        curve = train_run(framework, dst_cfg, {k: v.copy() for k, v in grown.items()}, data,
+                          TrainSetup(steps=1, lr=lr, warmup=0), keep=(1,), ms_mode="pynative")
+        after = curve.params[1]
+        for name in writers:
+            still = equal_new_columns(after, name)
+            if moved:
+                assert still == [], f"{framework} {name}: new columns {still} still equal after one step"
+            else:
+                assert len(still) == D - d - 1, f"{framework} {name}: lr 0 moved the copies apart"
+
+
 # -- planted faults fail the gate -------------------------------------------------------------------
 def _no_ln_rescale(recipes):
     """The LayerNorm weights copied but not scaled by sqrt(d / D)."""
@@ -240,9 +276,28 @@ def test_a_planted_fault_in_a_parity_case_names_the_first_state_that_departs(tmp
     rows = run_case(Case("gpt2", "tiny", "tiny_w", "lossless"), tmp_path,
                     hooks=Hooks(grown=zero_new_embedding_coordinates), tolerances=load_tolerances())
     worst = {r.metric: r for r in rows if r.quantity == "preservation" and r.metric.endswith("layers.worst.relative")}
-    assert set(worst) == {"pt.layers.worst.relative", "ms.layers.worst.relative"}
-    for r in worst.values():
+    assert set(worst) == {f"{fw}{precision}.layers.worst.relative"
+                          for fw in ("pt", "ms") for precision in ("", ".float64")}
+    for r in worst.values():   # float32 and the float64 judge alike
         assert r.status == "fail" and "first state that departs: embeddings" in r.detail, r.detail
+    logits64 = {r.metric: r for r in rows if r.metric.endswith("float64.logits.relative")}
+    assert set(logits64) == {"pt.float64.logits.relative", "ms.float64.logits.relative"}
+    assert all(r.status == "fail" and r.value > 10 * LIMIT for r in logits64.values()), logits64
+
+
+def test_the_float64_judge_passes_a_lossless_case_and_reports_no_float64_rows_for_approximate_growth(tmp_path):
+    """A clean lossless case: every float64 preservation row is gated at tolerances.toml's float64_relative and
+    far under it (the float32 rounding of the grown weights); an AKI case (not function preserving) has none."""
+    tol = load_tolerances()
+    rows = run_case(Case("gpt2", "tiny", "tiny_w", "lossless"), tmp_path, tolerances=tol)
+    gated64 = [r for r in rows if ".float64." in r.metric and r.limit is not None]
+    assert {r.metric for r in gated64} == {f"{fw}.float64.{what}.relative" for fw in ("pt", "ms")
+                                            for what in ("logits", "layers.worst")}
+    for r in gated64:
+        assert r.limit == tol.limit(r.case, "preservation", "float64_relative", "fp32").value
+        assert r.status == "pass" and r.value < r.limit / 5, (r.metric, r.value)
+    rows = run_case(Case("gpt2", "tiny", "tiny_wd", "aki"), tmp_path, tolerances=tol)
+    assert not [r for r in rows if ".float64." in r.metric]
 
 
 # -- what the maths does not allow is refused ---------------------------------------------------------

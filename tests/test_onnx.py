@@ -112,7 +112,7 @@ def test_ort_model_rejects_bad_input(tmp_path):   # bad forward inputs: the test
 def test_models_reject_an_unknown_dtype():
     import models_pt
     model = models_pt.build_model(TINY)
-    with pytest.raises(BadInput, match="parameters are float32 or float16"):
+    with pytest.raises(BadInput, match="parameters are float32 or float16 or float64"):
         models_pt.load_numpy_state(model, init_state(TINY, 0), "bfloat16")
 
 

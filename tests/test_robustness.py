@@ -633,6 +633,12 @@ def test_a_ckpt_checksum_is_verified_when_present(tmp_path, capsys):
             what, fix = _error(capsys)
             assert what.startswith(f"{path}: ") and "checksum" in what and "CRC-32" in what, what
             assert "corrupt" in fix
+        # expand reads its source streamed (harness.core.formats.tensor_source): the same check, nothing written
+        assert main(["expand", "--model", "bert", "--dst", "tiny2x", "--src-ckpt", str(path),
+                     "--out", str(tmp_path / "o")]) == 2
+        what, fix = _error(capsys)
+        assert what.startswith(f"{path}: ") and "checksum" in what and "CRC-32" in what, what
+        assert not (tmp_path / "o").exists()
 
 
 def test_a_fifo_tokenizer_is_named_as_a_fifo_not_as_missing(tmp_path, capsys, tiny_bert):
@@ -718,3 +724,9 @@ def test_a_mindspore_safetensors_checksum_is_verified_when_present(tmp_path, cap
     assert main(["infer", "--sentence", "hi", "--ckpt", str(path)]) == 2
     what, fix = _error(capsys)
     assert what.startswith(f"{path}: the CRC-32 checksum in its metadata") and "corrupt" in fix, what
+    # expand reads its source streamed (harness.core.formats.tensor_source): the same check, nothing written
+    assert main(["expand", "--model", "bert", "--dst", "tiny2x", "--src-ckpt", str(path),
+                 "--out", str(tmp_path / "o")]) == 2
+    what, fix = _error(capsys)
+    assert what.startswith(f"{path}: the CRC-32 checksum in its metadata") and "corrupt" in fix, what
+    assert not (tmp_path / "o").exists()

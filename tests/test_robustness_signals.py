@@ -1,4 +1,5 @@
-"""SIGINT and SIGTERM at every stage of `expand --framework both` (issue 20): the run must end in
+"""SIGINT and SIGTERM at every stage of `expand --framework both` (issue 20), which grows streamed
+(harness/kinds/growth/stream.py: PyTorch's file, then MindSpore's, then their parity): the run must end in
 130 (SIGINT) or 143 (SIGTERM) with the promised two-line message, never by the signal itself
 (a negative return code), a fatal error or exit 3; and the output folder must hold the earlier
 run's files or the whole new set, never a mixture, and no temporary file.
@@ -8,11 +9,15 @@ point (`python -m harness`, by runpy) after planting one pause: at the chosen mo
 stops itself (SIGSTOP); the test then sends the signal and SIGCONT, so the signal lands exactly
 there. The pauses are test instrumentation only; the tool has no hook for them. Stages:
 - import: inside `import mindspore` (a meta-path finder stops as mindspore.train is looked up;
-  PyTorch has loaded, grown and staged its files by then);
-- load: inside MindSpore's load of the source (after its tensors are read, before they are checked);
-- expand: inside MindSpore's expansion, after its third tensor (MindSpore has run ops by then and,
-  at its first op, installed its own SIGINT handler);
-- save: inside MindSpore's .ckpt write (its first write to the temporary file);
+  PyTorch has grown and staged its files by then);
+- draw: inside the drawing of a source from --seed (no --src-ckpt), after its third tensor: the
+  drawn source's scratch folder inside the output folder must go too;
+- load: inside MindSpore's streamed read of the source: its first source tensor read on the reader
+  thread (harness.core.formats.tensor_source; the main thread waits for it or expands meanwhile);
+- expand: inside MindSpore's streamed expansion (stream.grow), after its third tensor (MindSpore has
+  run ops by then and, at its first op, installed its own SIGINT handler);
+- save: inside MindSpore's .ckpt write, on the writer thread (its first write to the temporary file);
+- parity: inside the streamed parity of the two staged files (their sequential, hashed read);
 - plan.json: just after plan.json, the last file of the set, has been renamed into place;
 - teardown: in an exit handler, after main() has returned;
 - stuck (slow test only): the expansion blocks in a system call (a sleep) after its third tensor:
@@ -43,12 +48,13 @@ from harness.cli import main
 from harness.core.formats.checkpoint import sha256
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ("import", "load", "expand", "save", "plan.json", "teardown")
+STAGES = ("import", "draw", "load", "expand", "save", "parity", "plan.json", "teardown")
 SIGNALS = {"SIGINT": (signal.SIGINT, 130), "SIGTERM": (signal.SIGTERM, 143)}
 RANDOM_RUNS = 2
-# one signal per stage for make test: each of these failed before issue 20 was fixed
-STAGE_SIGNALS = {"import": "SIGINT", "load": "SIGTERM", "expand": "SIGINT", "save": "SIGTERM", "plan.json": "SIGINT",
-                 "teardown": "SIGTERM"}
+# one signal per stage for make test: each of these failed before issue 20 was fixed (draw and parity:
+# stages of the streamed path, issue 18)
+STAGE_SIGNALS = {"import": "SIGINT", "draw": "SIGTERM", "load": "SIGTERM", "expand": "SIGINT", "save": "SIGTERM",
+                 "parity": "SIGINT", "plan.json": "SIGINT", "teardown": "SIGTERM"}
 RANDOM_SEED = 20261203
 DEADLINE_S = 180
 WORKERS = 2
@@ -88,32 +94,50 @@ elif stage == "hung-import":
     sys.meta_path.insert(0, HangInsideImport())
 elif stage == "teardown":
     atexit.register(pause)                      # registered first: runs after every other exit handler
-elif stage in ("load", "expand", "save", "plan.json", "stuck"):
-    import harness.core.formats.checkpoint as checkpoint, harness.cli as cli, harness.kinds.growth.pipeline as pipeline
+elif stage in ("draw", "load", "expand", "save", "parity", "plan.json", "stuck"):
+    import threading
+    import harness.core.formats.tensor_source as tensor_source, harness.kinds.growth.stream as stream
     import harness.core.formats.writers as writers
-    if stage == "load":                         # PyTorch's load checks the state first, MindSpore's second
-        real_check, calls = checkpoint.check_state, []
-        def check_state(*a, **k):
-            calls.append(1)
-            if len(calls) == 2:
+    real_grow, growing = stream.grow, []
+    def grow(framework, *a, on_tensor=None, **k):       # the CLI's streamed growth, one framework
+        growing[:] = [framework]
+        done = []
+        def each(name):
+            done.append(name)
+            if stage in ("expand", "stuck") and framework == "ms" and len(done) == 3:
                 pause()
-            return real_check(*a, **k)
-        checkpoint.check_state = check_state
-    elif stage in ("expand", "stuck"):
-        real_expand = pipeline.expand
-        def expand(framework, recipes, src_state, on_tensor=None, executor=None):
-            done = []
-            def each(name):
-                done.append(name)
-                if framework == "ms" and len(done) == 3:
+                if stage == "stuck":
+                    import time
+                    time.sleep(3600)
+            if on_tensor:
+                on_tensor(name)
+        return real_grow(framework, *a, on_tensor=each, **k)
+    stream.grow = grow
+    if stage == "load":
+        real_read, reads = tensor_source.TensorFile.read, []
+        def read(self, name, out=None):
+            if growing == ["ms"] and threading.current_thread() is not threading.main_thread():
+                reads.append(name)
+                if len(reads) == 1:
                     pause()
-                    if stage == "stuck":
-                        import time
-                        time.sleep(3600)
-                if on_tensor:
-                    on_tensor(name)
-            return real_expand(framework, recipes, src_state, on_tensor=each, executor=executor)
-        pipeline.expand = expand
+            return real_read(self, name, out)
+        tensor_source.TensorFile.read = read
+    elif stage == "draw":
+        real_init = stream.iter_init
+        def iter_init(cfg, seed):
+            for i, item in enumerate(real_init(cfg, seed)):
+                if i == 3:
+                    pause()
+                yield item
+        stream.iter_init = iter_init
+    elif stage == "parity":
+        real_pieces, pieces = tensor_source.SequentialReader._read, []
+        def sequential_read(self, n):
+            pieces.append(n)
+            if len(pieces) == 5:
+                pause()
+            return real_pieces(self, n)
+        tensor_source.SequentialReader._read = sequential_read
     elif stage == "save":
         real_write, writes = writers._write_all, []
         def write_all(fd, data):
@@ -173,10 +197,13 @@ def _run(stage: str, sig_name: str, argv: list[str], delay: float | None = None)
 
 
 def _listing(folder: Path) -> dict[str, str]:
-    """name -> sha256 of every file (plan.json without its timings)."""
+    """name -> sha256 of every file (plan.json without its timings); a folder (a drawn source's scratch
+    folder left behind) as "folder"."""
     out = {}
     for path in sorted(folder.iterdir()):
-        if path.name == "plan.json":
+        if path.is_dir():
+            out[path.name] = "folder"
+        elif path.name == "plan.json":
             plan = json.loads(path.read_text())
             plan.pop("seconds", None)
             out[path.name] = json.dumps(plan, sort_keys=True)
@@ -204,6 +231,9 @@ def _one(setup, stage: str, sig_name: str, label: str, delay: float | None = Non
     base, args, earlier, new = setup
     out = base / f"out_{label}"
     shutil.copytree(base / "earlier", out)
+    if stage == "draw":   # the source drawn from --seed into a scratch folder, not read from a file
+        at = args.index("--src-ckpt")
+        args = args[:at] + ["--src", "tiny"] + args[at + 2:]
     run = _run(stage, sig_name, args + ["--out", str(out)], delay)
     listing = _listing(out)
     run.update(label=label, stage=stage, signal=sig_name, delay=delay,

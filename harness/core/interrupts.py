@@ -22,8 +22,9 @@ runs: MindSpore installs one for SIGINT at its first operation, and again in its
 that sends the process SIGTERM (Ctrl-C would read as SIGTERM, exit 143), and threads a library
 starts cannot take the signal away from the main thread. Where the signal is let through (or is
 a second one), the taking thread also sends the main thread a wake-up signal (_WAKE, a real-time
-signal with an empty handler), so a blocking system call there ends (EINTR) and the interrupt is
-raised, as a signal delivered to the main thread would do. Child processes (the kernel's g++)
+signal with an empty handler), again every 10 ms until the handler has run (_wake_main), so a
+blocking system call there ends (EINTR) and the interrupt is raised, as a signal delivered to the
+main thread would do. Child processes (the kernel's g++)
 inherit the block: a terminal's Ctrl-C lets a running compile finish (under a second), then
 the tool stops.
 
@@ -37,6 +38,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from typing import NoReturn
@@ -56,6 +58,9 @@ _finishing = False           # finish() has sent the taker its last signal
 _firm = 0                    # > 0: inside held(firm=True), where not even a second signal stops the process
 _abort: Callable[[KeyboardInterrupt], int] | None = None   # on_second_signal's report
 _WAKE = signal.SIGRTMIN + 3  # the taker's wake-up call to the main thread (process mode)
+_handled = 0                 # times _handler has run (the taker wakes the main thread until it has)
+WAKE_EVERY_S = 0.01          # the taker's wake-up calls: every 10 ms ...
+WAKE_FOR_S = 2.0             # ... for at most 2 s (a main thread in C code that never checks for signals)
 
 
 def _main_thread() -> bool:
@@ -72,7 +77,8 @@ def describe(exc: BaseException) -> tuple[str, int]:
 
 
 def _handler(signum, frame) -> None:
-    global _pending
+    global _pending, _handled
+    _handled += 1
     if _depth:
         if _pending is None:
             _pending = signum
@@ -129,9 +135,24 @@ def _take_signals() -> None:
             return                                   # finish()'s own: every signal before it has been handed on
         wake = _depth == 0 or handed > 0             # let through, or not the first (the main thread may be stuck)
         handed += 1
+        seen = _handled
         _thread.interrupt_main(info.si_signo)        # runs _handler in the main thread
         if wake:
-            signal.pthread_kill(main, _WAKE)         # a blocking call there ends, and the handler runs
+            _wake_main(main, seen)                   # a blocking call there ends, and the handler runs
+
+
+def _wake_main(main: int, seen: int) -> None:
+    """Send the main thread the wake-up signal until its handler has run (_handled past `seen`), every
+    WAKE_EVERY_S for at most WAKE_FOR_S. One call is not enough: the main thread hands this thread the
+    GIL on its way into a blocking call (time.sleep, a lock), after its last check for signals and
+    before the system call itself, so a single wake-up can land in between and be lost (measured:
+    about one run in two, a SIGTERM while the streamed expander slept in a callback)."""
+    deadline = time.monotonic() + WAKE_FOR_S
+    while True:
+        signal.pthread_kill(main, _WAKE)
+        if _handled > seen or time.monotonic() > deadline:
+            return
+        time.sleep(WAKE_EVERY_S)
 
 
 def _wake(signum, frame) -> None:

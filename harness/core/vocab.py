@@ -7,5 +7,8 @@ SAMPLINGS = ("paper", "balanced")
 FRAMEWORKS = ("pt", "ms")    # PyTorch first: its weights file is the reference the MindSpore state meets
 TITLES = {"pt": "PyTorch", "ms": "MindSpore", "ort": "ONNX Runtime"}   # frameworks, and the third backend
 DTYPES = {"fp32": "float32", "fp16": "float16"}   # as rows, cases and tolerances say it -> numpy's name
+# what a model's parameters may be loaded as: the case dtypes, and float64 for the judges (lossless
+# preservation evaluated without float32 noise; the training drift judge)
+PARAM_DTYPES = (*DTYPES.values(), "float64")
 # where a case's source weights come from: drawn from the seed (as `init`), or real MiniLM's
 WEIGHTS = ("seed", "minilm")

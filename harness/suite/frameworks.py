@@ -28,6 +28,7 @@ class IO(Protocol):            # models_*/io.py
     def to_numpy(self, tensor) -> np.ndarray: ...
     def save(self, out_dir: Path, cfg, state: dict) -> Path: ...
     def load(self, path: Path, cfg=None, allow_nonfinite: bool = False) -> tuple[Any, dict]: ...
+    def weights_writer(self, path: Path, layout: list) -> Any: ...
 
 
 class Expander(Protocol):      # models_*/expand.py
@@ -35,6 +36,7 @@ class Expander(Protocol):      # models_*/expand.py
     def choose_executor(self, name: str | None = None) -> tuple[str, str]: ...
     def expand(self, src_state: dict, recipes: list, on_tensor: Callable[[str], None] | None = None,
                executor: str | None = None) -> dict: ...
+    def expand_one(self, src_state: dict, recipe, executor: str | None = None) -> Any: ...
 
 
 class Distill(Protocol):       # models_*/distill.py: TinyBERT models, one distillation step, N steps
@@ -53,11 +55,6 @@ class Train(Protocol):         # models_*/train.py: pre-training steps (LM loss,
     def lm_loss(self, logits, labels, weights) -> Any: ...
 
 
-class Float64(Protocol):       # models_*/float64.py: the float64 forward (PyTorch; MindSpore refuses)
-    def forward_float64(self, cfg, state: dict[str, np.ndarray], input_ids: np.ndarray,
-                        attention_mask: np.ndarray | None = None) -> dict: ...
-
-
 @dataclasses.dataclass(frozen=True)
 class Framework:
     name: str                  # "pt" | "ms"
@@ -67,7 +64,6 @@ class Framework:
     expand: Expander
     distill: Distill
     train: Train
-    float64: Float64
 
 
 def check_framework(name: str) -> str:
@@ -81,10 +77,10 @@ def load(name: str) -> Framework:
     with interrupts.held():   # a signal inside a framework's native import is acted on after it
         if check_framework(name) == "pt":
             import models_pt as models
-            from models_pt import distill, expand, float64, io, train
+            from models_pt import distill, expand, io, train
         else:
             import models_ms as models
-            from models_ms import distill, expand, float64, io, train
+            from models_ms import distill, expand, io, train
     return Framework(name=name, title=TITLES[name], models=cast(Models, models), io=cast(IO, io),
                      expand=cast(Expander, expand), distill=cast(Distill, distill),
-                     train=cast(Train, train), float64=cast(Float64, float64))
+                     train=cast(Train, train))

@@ -1,8 +1,10 @@
 """Reports rendered from one list of rows: parity.csv (the source of truth), then
 parity.json and parity.md rendered from the CSV as read back, and a console table.
 
-xdist workers each write their rows to a shard (reports/.shards/<worker>.json);
-the controller merges the shards before rendering.
+xdist workers each send their rows to the controller as a shard (a JSON text in xdist's
+workeroutput, which reaches the controller over the worker's channel, also from another host);
+the controller merges the shards before rendering. (write_shard / merge_shards: the same shards as
+files in one folder.)
 """
 from __future__ import annotations
 
@@ -54,21 +56,30 @@ def read_csv(path: Path) -> list[Row]:
 
 
 # -- shards (pytest-xdist) ------------------------------------------------------------
+def shard_text(rows: list[Row]) -> str:
+    return json.dumps([dataclasses.asdict(r) for r in rows])
+
+
 def write_shard(rows: list[Row], path: Path) -> None:
-    _write_text(path, json.dumps([dataclasses.asdict(r) for r in rows]))
+    _write_text(path, shard_text(rows))
 
 
-def merge_shards(folder: Path) -> dict[str, list[Row]]:
-    """case id -> rows, from every shard of the folder; a case found in two shards (its checks
-    were split over workers, so it was computed twice) keeps the first shard's rows."""
+def merge_shard_texts(texts: list[str]) -> dict[str, list[Row]]:
+    """case id -> rows, from shards in order; a case found in two shards (its checks were split
+    over workers, so it was computed twice) keeps the first shard's rows."""
     merged: dict[str, list[Row]] = {}
-    for path in sorted(Path(folder).glob("*.json")):
+    for text in texts:
         mine: dict[str, list[Row]] = {}
-        for d in json.loads(path.read_text()):
+        for d in json.loads(text):
             mine.setdefault(d["case"], []).append(Row(**d))
         for case, rows in mine.items():
             merged.setdefault(case, rows)
     return merged
+
+
+def merge_shards(folder: Path) -> dict[str, list[Row]]:
+    """merge_shard_texts of every shard file of the folder, by file name."""
+    return merge_shard_texts([path.read_text() for path in sorted(Path(folder).glob("*.json"))])
 
 
 # -- every kind's summary table ---------------------------------------------------------

@@ -9,6 +9,7 @@ Any damage is a BadInput naming the file.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ SAFETENSORS_NAME = "model.safetensors"
 CKPT_NAME = "model.ckpt"
 CONFIG_NAME = "config.json"
 # safetensors dtype codes numpy can hold, as little-endian numpy dtypes (BF16, F8 and the like: none)
-_ST_NUMPY = {code: np.dtype(t) for code, t in {
+ST_NUMPY = {code: np.dtype(t) for code, t in {
     "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "U64": "<u8", "I32": "<i4", "U32": "<u4",
     "I16": "<i2", "U16": "<u2", "I8": "i1", "U8": "u1", "BOOL": "?"}.items()}
 
@@ -144,55 +145,83 @@ def parse_json(text: str | bytes):
 JSON_TOO_DEEP = "nested deeper than Python's JSON parser allows"
 
 
-def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """Every tensor as a view of one copy-on-write memory map of the file (no read, no copy: pages
-    come from the page cache when touched; writing to a view never reaches the file), once
-    safetensors itself has validated the header (offsets inside the file, shapes, dtypes)."""
+@dataclasses.dataclass(frozen=True)
+class SafetensorsHeader:
+    """What a safetensors file's header says (safetensors_header)."""
+    data_start: int              # offset of the tensor bytes in the file: 8 + the header's length
+    tensors: dict[str, dict]     # name -> {"dtype", "shape", "data_offsets"} (offsets from data_start)
+    metadata: dict | None        # the header's "__metadata__"
+
+    def dtype(self, name: str) -> np.dtype:
+        return ST_NUMPY[self.tensors[name]["dtype"]]
+
+
+def safetensors_header(path: Path) -> SafetensorsHeader:
+    """The header of a safetensors file, once safetensors itself has validated it (offsets inside
+    the file, shapes, dtypes), every dtype one numpy holds; only the header is read. BadInput names
+    the file and what is wrong (truncated, JSON nested too deep, a dtype numpy has not). The one
+    header reader of the in-memory loader and of harness.core.formats.tensor_source."""
     from harness.core.interrupts import native
     safetensors = native("safetensors")
     SafetensorError, safe_open = safetensors.SafetensorError, safetensors.safe_open
+    path = Path(path)
     try:
         with safe_open(str(path), framework="np"):
             pass
         with open(path, "rb") as f:
-            n, header = _st_header(f)
-    except (SafetensorError, ValueError, OSError) as e:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = parse_json(f.read(n))
+    except (SafetensorError, ValueError, OSError, struct.error) as e:
         raise BadInput(f"{path}: not a readable safetensors file: {_truncation(path) or one_line(e)}",
                        "the file is truncated or corrupt; write it again") from None
     metadata = header.pop("__metadata__", None)
     for name, entry in header.items():
-        if entry["dtype"] not in _ST_NUMPY:
+        if entry["dtype"] not in ST_NUMPY:
             raise BadInput(f"{path}: tensor {name} has dtype {entry['dtype']}, which numpy cannot hold",
                            "convert the checkpoint to float32")
-    if path.stat().st_size == 8 + n:   # no tensor bytes at all (mmap cannot map an empty range)
-        return {name: np.zeros(e["shape"], _ST_NUMPY[e["dtype"]]) for name, e in header.items()}
-    mm = np.memmap(path, dtype=np.uint8, mode="c")
-    _check_st_crc(path, metadata, header, mm, 8 + n)
-    return {name: np.ndarray(e["shape"], _ST_NUMPY[e["dtype"]], buffer=mm, offset=8 + n + e["data_offsets"][0])
-            for name, e in header.items()}
+    return SafetensorsHeader(8 + n, header, metadata)
 
 
-def _check_st_crc(path: Path, metadata, header: dict, mm, start: int) -> None:
+def check_safetensors_crc(path: Path, head: SafetensorsHeader, piece: int = 64 << 20) -> None:
     """MindSpore's save_checkpoint(..., format="safetensors", crc_check=True) puts a CRC-32 in the
-    metadata ("crc_num": of every name and its tensor's bytes, names sorted); verify it if present."""
+    metadata ("crc_num": of every name and its tensor's bytes, names sorted); verify it if present
+    (the tensors read in pieces of `piece` bytes: memory of one piece, whatever the file's size).
+    BadInput names the file if it does not match."""
+    metadata = head.metadata
     if not isinstance(metadata, dict) or metadata.get("format") != "ms" or "crc_num" not in metadata:
         return
+    import os
     import zlib
     crc = 0
-    for name in sorted(header):
-        a, b = header[name]["data_offsets"]
-        crc = zlib.crc32(mm[start + a:start + b], zlib.crc32(name.encode(), crc))
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read: {e.strerror or e}", "check the path and its permissions") from None
+    try:
+        for name in sorted(head.tensors):
+            crc = zlib.crc32(name.encode(), crc)
+            a, b = head.tensors[name]["data_offsets"]
+            for at in range(head.data_start + a, head.data_start + b, piece):
+                crc = zlib.crc32(os.pread(fd, min(piece, head.data_start + b - at), at), crc)
+    finally:
+        os.close(fd)
     if str(crc) != str(metadata["crc_num"]).strip():
         raise BadInput(f"{path}: the CRC-32 checksum in its metadata (crc_num {metadata['crc_num']}) does not match "
                        f"its tensors ({crc}): a damaged byte, or a damaged checksum",
                        "the file is corrupt; write it again")
 
 
-def _st_header(f) -> tuple[int, dict]:
-    """(header length, header) of an open safetensors file; raises ValueError / struct.error if
-    unreadable. The caller checks the length against the file size first where it matters."""
-    (n,) = struct.unpack("<Q", f.read(8))
-    return n, parse_json(f.read(n))
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Every tensor as a view of one copy-on-write memory map of the file (no read, no copy: pages
+    come from the page cache when touched; writing to a view never reaches the file), once the
+    header is validated (safetensors_header) and MindSpore's checksum, if any, verified."""
+    head = safetensors_header(path)
+    check_safetensors_crc(path, head)
+    if path.stat().st_size == head.data_start:   # no tensor bytes at all (mmap cannot map an empty range)
+        return {name: np.zeros(e["shape"], head.dtype(name)) for name, e in head.tensors.items()}
+    mm = np.memmap(path, dtype=np.uint8, mode="c")
+    return {name: np.ndarray(e["shape"], head.dtype(name), buffer=mm, offset=head.data_start + e["data_offsets"][0])
+            for name, e in head.tensors.items()}
 
 
 def _truncation(path: Path) -> str | None:

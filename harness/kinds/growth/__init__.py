@@ -9,8 +9,11 @@ from harness.suite.kind import CaseKind
 from harness.suite.summary import Column, Summary, fmt, mb, worst
 
 
-def _preservation(got, fw: str):
-    return worst(got.numbers("preservation", lambda m: m.startswith(f"{fw}.") and m.endswith(".relative")))
+def _preservation(got, fw: str, precision: str = ""):
+    """The worst preservation error of one framework: float32 ("") or float64 (function-preserving cases)."""
+    prefix = f"{fw}.{precision}." if precision else f"{fw}."
+    return worst(got.numbers("preservation", lambda m: m.startswith(prefix) and m.endswith(".relative")
+                             and (bool(precision) or ".float64." not in m)))
 
 
 def _vs_f64(got, fw: str):
@@ -35,6 +38,9 @@ SUMMARY = Summary(
                lambda got: f"{mb(got.value('size', 'pt.bytes'))} / {mb(got.value('size', 'ms.bytes'))}", "MB st/ckpt"),
         Column("preservation PT / MS (relative)",
                lambda got: f"{fmt(_preservation(got, 'pt'))} / {fmt(_preservation(got, 'ms'))}", "preserve PT/MS"),
+        Column("preservation in float64 PT / MS (relative)",
+               lambda got: f"{fmt(_preservation(got, 'pt', 'float64'))} / {fmt(_preservation(got, 'ms', 'float64'))}",
+               console=False),
     ),
     console_title="parity: MindSpore vs PyTorch", json_key="summary", footer="resource",
     blurb="Growth: relative error = max |MS - PT| / max |PT| over unpadded positions; preservation compares "
@@ -48,7 +54,7 @@ KIND = CaseKind(
         "param": ("max_ulp", "max_abs"),
         "output": ("relative", "max_abs"),
         "layers": ("relative",),
-        "preservation": ("relative", "loss_relative"),
+        "preservation": ("relative", "loss_relative", "float64_relative"),
         "size": tuple(f"{fw}.overhead" for fw in FRAMEWORKS),
         "time": ("plan_s", *(f"{fw}.{stage}_s" for fw in FRAMEWORKS for stage in TIMED_STAGES),
                  *(f"ms_over_pt.{stage}" for stage in TIMED_STAGES)),

@@ -7,13 +7,16 @@ load the source, forward it, expand, save, forward the grown model. PyTorch runs
 and writes its weights; the MindSpore state is then compared with that file tensor by
 tensor. Quantities (one test each): param, output, layers, preservation, time, size, hash.
 A language model (GPT-2) is also run on corpus windows, source and grown, for its loss.
-PyTorch's grown weights are also run in float64 (models_pt/float64.py): each framework's float32
-grown outputs against that forward are output rows (reported; both sides hold the same bits, which
-the param rows gate, so this is one judge for both).
+PyTorch's grown weights are also run in float64 (read back from its file, after the float32 work
+has freed everything else): each framework's float32 grown outputs against that forward are output
+rows (reported; both sides hold the same bits, which the param rows gate, so this is one judge for
+both). Function-preserving cases run source and grown in float64 in both frameworks (preservation).
 
 Seams for planted faults, so tests need not edit product code:
 - Hooks.grown(framework, numpy_state) -> state: replaces the grown state that is
-  compared and run (not the file already written);
+  compared and run (not the file already written); a function-preserving case calls it once
+  more on the state read back from that file for its float64 forwards, and consumes what it
+  returns (widened to float64 array by array, popping each);
 - Hooks.model(framework, role, model): may patch a model ("source" | "grown") before
   its forward;
 - compare_params / compare_outputs / compare_preservation are public and take plain
@@ -32,7 +35,7 @@ import numpy as np
 
 from harness.core import families
 from harness.core.config import ModelConfig
-from harness.core.formats.checkpoint import sha256
+from harness.core.formats.checkpoint import read_tensors, sha256
 from harness.core.plan import GrowthPlan, build_plan
 from harness.core.recipe import compile_recipes
 from harness.core.vocab import FRAMEWORKS, TITLES
@@ -68,7 +71,8 @@ class _Grown:
     rerun_sha256: str | None = None
     executor: str = ""
     executor_rows: list = dataclasses.field(default_factory=list)
-    grown_out64: dict | None = None     # PyTorch only: the grown weights' forward in float64
+    source_out64: dict | None = None   # function-preserving cases: the source's forward in float64
+    grown_out64: dict | None = None    # PyTorch always (the output rows' judge), MindSpore if preserving
 
 
 def _forward(fw, cfg: ModelConfig, state: dict, inputs: Inputs, hooks: Hooks, role: str,
@@ -87,6 +91,21 @@ def _forward(fw, cfg: ModelConfig, state: dict, inputs: Inputs, hooks: Hooks, ro
     return out, seconds
 
 
+def _forward64(fw, cfg: ModelConfig, state: dict, inputs: Inputs, hooks: Hooks, role: str) -> dict:
+    """The model's outputs on `inputs` in float64, from `state`'s float32 weights. The state's arrays
+    are popped as they are widened, so the float32 copy is released while the float64 one is built
+    (GPT-2 xl: 6.2 GB float32 -> 12.5 GB float64, never both): the caller must not use `state` after."""
+    wide = {}
+    for name in list(state):
+        wide[name] = state.pop(name).astype(np.float64)
+    model = fw.models.build_model(cfg)
+    fw.models.load_numpy_state(model, wide, "float64")
+    del wide
+    if hooks.model:
+        hooks.model(fw.name, role, model)
+    return fw.models.run_forward(model, inputs.ids, inputs.mask)
+
+
 def _source_ckpt(case: Case) -> Path | None:
     if case.weights == "minilm":
         from harness.suite.tokenizer import minilm_dir
@@ -102,6 +121,11 @@ def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: In
     src_state, load_s = pipeline.load_source(name, src_cfg, _source_ckpt(case), case.seed)
     source_out, fwd_src_s = _forward(fw, src_cfg, pipeline.to_numpy_state(name, src_state), inputs, hooks, "source",
                                      lm)
+    source_out64 = None
+    if case.preserving:   # float64 judge of the function (compare_preservation precision="float64")
+        source_out64 = _forward64(fw, src_cfg, pipeline.to_numpy_state(name, src_state), inputs, hooks,
+                                  "source")
+        gc.collect()
     result = pipeline.expand(name, recipes, src_state)
     executor, executor_rows = result.executor, executor_check(case.id, name, recipes, src_state, result, tol)
     if name != "pt":   # only PyTorch expands again (hash check): free the source before saving
@@ -115,7 +139,6 @@ def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: In
         grown = hooks.grown(name, grown) or grown
     compare(grown)
     grown_out, seconds["forward"] = _forward(fw, dst_cfg, grown, inputs, hooks, "grown", lm)
-    grown_out64 = fw.float64.forward_float64(dst_cfg, grown, inputs.ids, inputs.mask) if name == "pt" else None
     del grown, result
     gc.collect()
     rerun = None
@@ -127,8 +150,14 @@ def _run_side(name: str, case: Case, plan: GrowthPlan, recipes: list, inputs: In
         del again, again_recipes, src_state
         shutil.rmtree(case_dir / "pt_rerun", ignore_errors=True)
         gc.collect()
+    grown_out64 = None
+    if case.preserving or name == "pt":   # from the file just written, once nothing else is held (xl: 12.5 GB)
+        written = read_tensors(path)   # safetensors memory-mapped, .ckpt read
+        grown_out64 = _forward64(fw, dst_cfg, (hooks.grown and hooks.grown(name, written)) or written, inputs,
+                                 hooks, "grown")
+        gc.collect()
     return _Grown(seconds, grown_out, source_out, path, path.stat().st_size, digest, rerun,
-                 executor, executor_rows, grown_out64)
+                 executor, executor_rows, source_out64, grown_out64)
 
 
 # -- the case -------------------------------------------------------------------------
@@ -175,6 +204,9 @@ def _grow_and_compare(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances,
     for name in FRAMEWORKS:
         side = sides[name]
         rows.extend(compare_preservation(case, plan, name, side.grown_out, side.source_out, unpadded, tol))
+        if side.grown_out64 is not None:
+            rows.extend(compare_preservation(case, plan, name, side.grown_out64, side.source_out64, unpadded, tol,
+                                             precision="float64"))
         if lm is not None:
             rows.extend(compare_lm_loss(case, plan, name, side.grown_out["lm_loss"], side.source_out["lm_loss"],
                                         lm_detail, tol))
