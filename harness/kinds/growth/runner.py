@@ -204,7 +204,7 @@ def _grow_and_compare(case: Case, case_dir: Path, hooks: Hooks, tol: Tolerances,
     for name in FRAMEWORKS:
         side = sides[name]
         rows.extend(compare_preservation(case, plan, name, side.grown_out, side.source_out, unpadded, tol))
-        if side.grown_out64 is not None:
+        if side.source_out64 is not None:   # function-preserving cases: both forwards again in float64
             rows.extend(compare_preservation(case, plan, name, side.grown_out64, side.source_out64, unpadded, tol,
                                              precision="float64"))
         if lm is not None:

@@ -43,7 +43,7 @@ KIND = CaseKind(
     gated={"train_loss": ("first.relative", "step.relative", "worst.relative", "mean.relative"),
            "grad_norm": ("worst.relative",),
            "lr": ("worst.relative",),
-           "train_params": ("step.relative", "last.relative"),
+           "train_params": ("first.relative", "step.relative", "last.relative"),
            "drift": ("loss.k", "loss.floor", "params.k", "params.floor")},
     summary=SUMMARY,
 )

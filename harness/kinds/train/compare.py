@@ -148,7 +148,9 @@ def rows(case, curves: dict, tol, note: str) -> list[Row]:
     last = case.setup.steps
     for step in case.steps_compared:
         out += names_rows(cid, "train_params", ms.params[step], pt.params[step])
-        metric, key = ("last.relative", "last.relative") if step == last else (f"step{step}.relative", "step.relative")
+        # step 1 has a limit of its own: later checkpoints may be past the chaos horizon, the first step never is
+        key = "last.relative" if step == last else ("first.relative" if step == 1 else "step.relative")
+        metric = "last.relative" if step == last else f"step{step}.relative"
         lim, why = limited(tol, cid, "train_params", key)
         r, first = _params_row(case, metric, ms.params[step], pt.params[step], lim, f" (step {step}){why}")
         out += r
