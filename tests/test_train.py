@@ -245,8 +245,11 @@ def _one_mask_moved(batch):
 def test_one_mlm_mask_position_differing_is_caught_at_its_step(fault_reports):
     moved = lambda run, step, batch: _one_mask_moved(batch) if run == "ms" and step == 5 else None  # noqa: E731
     case, got, rows = _run(TrainHooks(batch=moved), _short("bert_tiny_mlm", steps=12))
-    worst = got[("train_loss", "worst.relative")]
-    assert worst.status == "fail" and "first step over limit: 5 " in worst.detail
+    # MindSpore vs PyTorch the loss moves by 1.3e-3 at step 5, under bert_tiny_mlm's loss limit (1e-2, loosened
+    # for the chaos past step ~90); the float64 judge's per-step envelope names the step (MindSpore 1.3e-3 from
+    # float64 against PyTorch's 1.3e-7, measured)
+    excess = got[("drift", "loss.excess")]
+    assert excess.status == "fail" and "first step over limit: 5 " in excess.detail, excess.detail
     assert got[("train_loss", "first_step_over")].value == 5
     assert got[("lr", "worst.relative")].status == "pass"   # the schedule is not what differs
     print(got[("train_loss", "first_step_over")].detail)
