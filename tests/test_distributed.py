@@ -63,6 +63,7 @@ def _check_grouped_and_merged(ran: dict, rows: dict) -> set[str]:
     return {worker for by_worker in ran.values() for worker in by_worker}
 
 
+@pytest.mark.slow   # make parity: the socket test below also runs a popen worker beside its socket one (make test)
 def test_popen_workers_keep_each_case_on_one_worker_and_merge_the_reports(tmp_path):
     ran, rows = _run_matrix(tmp_path, [f"2*popen//python={sys.executable}"])
     assert _check_grouped_and_merged(ran, rows) == {"gw0", "gw1"}   # two cases, two workers: one each
