@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 export GLOG_v := 3
 
-.PHONY: setup test parity bench check-mirror lint clean
+.PHONY: setup test parity bench study check-mirror lint clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ bench: $(STAMP)
 	$(PY) tools/bench_infer.py
 	$(PY) tools/bench_train.py --family gpt2 --preset tiny_text --batch 8 --length 128
 	$(PY) tools/bench_train.py --family gpt2 --preset base --batch 8 --length 128 --modes pt,ms_jit
+
+# The growth study (issue 16): grown vs scratch continued pre-training, both families, both frameworks
+# (cases/study.toml [profile.full], ~45 min on 2 cores): reports/study/{curves.csv,summary.md,loss_vs_*.png}.
+# Finished runs are kept in reports/study/runs/ (an interrupted study resumes); FRESH=1 redoes them.
+study: $(STAMP)
+	$(PY) -m harness study --config cases/study.toml $(if $(FRESH),--fresh)
 
 clean:
 	rm -rf reports rank_0 .pytest_cache

@@ -131,6 +131,9 @@ def load_study(path: Path = STUDY_TOML, profile: str = "full") -> StudyConfig:
     if ints["ms_steps"] > ints["steps"]:
         raise BadInput(f"{where}: key 'ms_steps' {ints['ms_steps']} exceeds steps {ints['steps']}",
                        "MindSpore runs a prefix of each arm: use ms_steps <= steps")
+    if ints["ms_steps"] % ints["eval_every"]:
+        raise BadInput(f"{where}: key 'ms_steps' {ints['ms_steps']} is no multiple of eval_every {ints['eval_every']}",
+                       "MindSpore's validation losses are compared at PyTorch's evaluations: make ms_steps a multiple")
     seeds = table["seeds"]
     if len(seeds) < 1 or len(set(seeds)) != len(seeds) or not all(
             isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):

@@ -4,7 +4,7 @@
 
 - N: the parameters a token's forward pass multiplies by: every weight of the layers, and the output
   projection (vocab x hidden: the decoder tied to the word embeddings is a matmul per token, which at
-  vocabulary 4096 and hidden 256 is a fifth of the model's compute), BERT's MLM transform and bias;
+  vocabulary 4096 and hidden 128 is 40% of the study target's N), BERT's MLM transform and bias;
   NOT the embedding tables (word, position, token type: a lookup, no multiply) nor BERT's pooler (the
   masked-LM loss does not reach it; Hugging Face's BertForMaskedLM has none);
 - 6 L T d: attention's scores and weighted sums (2 x 2 L T d forward, x 3 with the backward) over a
@@ -17,6 +17,13 @@ from __future__ import annotations
 
 from harness.core.config import ModelConfig
 from harness.core.families import param_shapes
+
+STATEMENT = ("training FLOPs = tokens x (6 N + 6 L T d) (Kaplan et al.'s C = 6 N D, with attention's "
+             "6 L T d per token over windows of T tokens); N = every weight of the layers, biases and LayerNorms, "
+             "plus the output projection (vocab x hidden: the decoder tied to the word embeddings is a matmul per "
+             "token) and BERT's MLM transform; the embedding tables (word, position, token type: lookups) and "
+             "BERT's pooler (the MLM loss does not reach it) are NOT counted. BERT's forward runs on every position "
+             "(its loss scores 15%), so a step is batch x length tokens for both families.")
 
 _LOOKUPS = ("wte.", "wpe.", "word_embeddings.", "position_embeddings.", "token_type_embeddings.")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.study.analysis import summarize
 from harness.study.config import StudyConfig
-from harness.study.flops import __doc__ as FLOPS_DOC
+from harness.study.flops import STATEMENT as FLOPS
 from harness.study.parity import parity_rows
 from harness.study.plots import plot
 from harness.study.report import family_section, parity_section, write_curves, write_summary
@@ -30,13 +30,12 @@ def _head(cfg: StudyConfig, results: dict[str, FamilyResult], wall: float, argv:
     runs = [r for fam in results.values() for r in fam.runs]
     computed = [r for r in runs if not r.cached]
     compute = sum(r.seconds for r in runs)
-    flops = " ".join(line.strip() for line in FLOPS_DOC.splitlines()[1:12] if line.strip())
     return "\n".join([
         "# Growth study: grown vs scratch continued pre-training",
         "",
         f"`python -m harness {argv}` (profile `{cfg.profile}` of {cfg.path.name}). Wall time of this invocation "
         f"{wall / 60:.1f} min; {len(runs)} runs, {len(computed)} computed now and {len(runs) - len(computed)} read "
-        f"back from earlier invocations ({cfg.path.name}'s runs/ cache); the runs' own training time adds up to "
+        f"back from earlier invocations (the runs/ folder beside this file); the runs' own training time adds up to "
         f"{compute / 60:.1f} min.",
         "",
         f"Corpus: Jane Austen's novels (data/austen/, public domain): training {', '.join(STUDY_SPLITS['train'])}; "
@@ -48,7 +47,7 @@ def _head(cfg: StudyConfig, results: dict[str, FamilyResult], wall: float, argv:
         f"global-norm clip {cfg.clip:g}; seeds {list(cfg.seeds)}; validation every {cfg.eval_every} steps and "
         f"before the first. Sources: {cfg.source_steps} steps at lr {cfg.source_lr:g}.",
         "",
-        f"FLOPs: {flops}",
+        f"FLOPs: {FLOPS}",
         "",
         "Steps to scratch's final loss: the first crossing of the arm's validation curve with the tuned scratch "
         "run's final validation loss (mean over seeds), linearly interpolated between evaluations; the saving is "

@@ -25,8 +25,8 @@ ANCHORS = """Published anchors (BERT-base / GPT-base scale, hundreds of thousand
 | LiGO | BERT-Small -> Base | 44.7% of FLOPs |
 | LEMON (Wang et al., ICLR 2024) | BERT | 33.2% |
 
-The anchors do not count the source's own pre-training (the source is taken as given); the column
-"saved with source" below does."""
+The anchors do not count the source's own pre-training (the source is taken as given), as the
+column "saved (no source cost)" above; "saved (with source cost)" adds it."""
 
 
 def _write(path: Path, text: str) -> None:
@@ -59,7 +59,13 @@ def _pm(mean: float, spread: float, fmt: str = ".3f") -> str:
 
 
 def _flops(x: float | None) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x / 1e12:.2f} TF"
+    """FLOPs in PF, TF or GF, three significant digits."""
+    if x is None or math.isnan(x):
+        return "-"
+    for scale, unit in ((1e15, "PF"), (1e12, "TF"), (1e9, "GF")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g} {unit}"
+    return f"{x:.3g} F"
 
 
 def _arm_cells(row, baseline, n_seeds: int) -> list[str]:
@@ -74,7 +80,7 @@ def _arm_cells(row, baseline, n_seeds: int) -> list[str]:
     saved = _pm(*mean_spread(s.saved), ".1f") + " %" + tag
     with_src = (_pm(*mean_spread(s.saved_with_source), ".1f") + " %") if row.source_flops is not None \
         else "n/a (trained elsewhere)"
-    return [_pm(*steps, ".0f") + tag, _pm(flops[0] / 1e12, flops[1] / 1e12, ".2f") + " TF", saved, with_src]
+    return [_pm(*steps, ".0f") + tag, f"{_flops(flops[0])} ± {_flops(flops[1])}", saved, with_src]
 
 
 def family_section(fam: FamilyResult, summary: FamilySummary | None, batch: int, length: int) -> str:
@@ -89,7 +95,7 @@ def family_section(fam: FamilyResult, summary: FamilySummary | None, batch: int,
         c = fam.configs[role]
         what = "FPI / AKI / lossless arms" if role == "source" else "depth-only arm"
         lines.append(f"Source of the {what}: {c.layers} x {c.hidden}, pre-trained here for {steps} steps "
-                     f"({flops / 1e12:.2f} TFLOPs), final validation loss {final:.3f}.")
+                     f"({_flops(flops)}LOPs), final validation loss {final:.3f}.")
     lines.append("")
     lines.append("Scratch learning-rate sweep (first seed; the tuned lr has the lowest final validation loss):")
     lines.append("")

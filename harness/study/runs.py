@@ -45,10 +45,14 @@ class RunSpec:
     origin: str                # where the weights come from: "seed", "minilm", or the source run's key
     stop: int | None = None    # MindSpore: the first `stop` steps only
     keep_weights: bool = False # a source: its trained weights are kept for the arms grown from it
+    ms_mode: str = "jit"       # MindSpore's step compiled (the study's) or "pynative" (the tests' planted faults)
 
     @property
     def key(self) -> str:
-        blob = json.dumps({"version": STUDY_VERSION, **dataclasses.asdict(self)}, sort_keys=True, default=str)
+        fields = dataclasses.asdict(self)
+        if fields["ms_mode"] == "jit":   # the default is left out, so runs cached before the field existed stay valid
+            del fields["ms_mode"]
+        blob = json.dumps({"version": STUDY_VERSION, **fields}, sort_keys=True, default=str)
         digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
         lr = f"lr{self.setup.lr:g}"
         return f"{self.family}_{self.arm}_{lr}_seed{self.seed}_{self.framework}_{digest}"
@@ -120,8 +124,7 @@ def _save(result: RunResult, folder: Path) -> None:
 
 
 def train(spec: RunSpec, state: Callable[[], dict[str, np.ndarray]], data: list[Batch], validation: list[Batch],
-          folder: Path, *, fresh: bool = False, on_step: Callable[[int, float], None] | None = None,
-          ms_mode: str = "jit") -> RunResult:
+          folder: Path, *, fresh: bool = False, on_step: Callable[[int, float], None] | None = None) -> RunResult:
     """Run `spec` from state() (called only when the run is not cached), or read it from `folder`."""
     if not fresh:
         got = _cached(spec, folder)
@@ -137,7 +140,7 @@ def train(spec: RunSpec, state: Callable[[], dict[str, np.ndarray]], data: list[
     n = spec.steps_run
     keep = (spec.setup.steps,) if spec.keep_weights else ()
     start = time.perf_counter()
-    curve = train_run(spec.framework, spec.cfg, state(), data, spec.setup, keep, ms_mode, on_step=on_step,
+    curve = train_run(spec.framework, spec.cfg, state(), data, spec.setup, keep, spec.ms_mode, on_step=on_step,
                       probe=probe, stop=spec.stop)
     seconds = time.perf_counter() - start
     weights = None

@@ -66,9 +66,9 @@ def planned_runs(cfg: StudyConfig) -> int:
 
 class _Family:
     def __init__(self, cfg: StudyConfig, family: str, folder: Path, reporter: Reporter, fresh: bool,
-                 hooks: TrainHooks | None):
+                 hooks: TrainHooks | None, ms_mode: str = "jit"):
         self.cfg, self.family, self.folder, self.reporter, self.fresh = cfg, family, folder, reporter, fresh
-        self.hooks = hooks
+        self.hooks, self.ms_mode = hooks, ms_mode
         self.models = cfg.models[family]
         self.out = FamilyResult(family)
 
@@ -89,7 +89,8 @@ class _Family:
         spec = RunSpec(family=self.family, arm=arm, seed=seed, framework=framework, cfg=cfg_model,
                        setup=setup, batch=self.cfg.batch, length=self.cfg.length,
                        eval_every=self.cfg.eval_every, eval_batches=self.cfg.eval_batches, tokenizer=tokenizer,
-                       origin=origin, stop=stop, keep_weights=keep)
+                       origin=origin, stop=stop, keep_weights=keep,
+                       ms_mode=self.ms_mode if framework == "ms" else "jit")
         data = self.batches(tokenizer, "train", seed if data_seed is None else data_seed, steps, cfg_model.vocab)
         validation = self.batches(tokenizer, "validation", VALIDATION_SEED, self.cfg.eval_batches, cfg_model.vocab)
         on_step = self.reporter.start(spec)
@@ -166,12 +167,14 @@ class _Family:
 
 
 def run_study(cfg: StudyConfig, folder: Path, reporter: Reporter, *, fresh: bool = False,
-              hooks: TrainHooks | None = None) -> dict[str, FamilyResult]:
-    """Every run of the profile (cached runs read back from `folder`); per family, its results."""
+              hooks: TrainHooks | None = None, ms_mode: str = "jit") -> dict[str, FamilyResult]:
+    """Every run of the profile (cached runs read back from `folder`); per family, its results.
+    hooks.setup(framework, TrainSetup): a planted fault's seam (tests); ms_mode "pynative" spares the
+    tests MindSpore's compile time (the study itself runs jit)."""
     reporter.planned(planned_runs(cfg))
     out = {}
     for family in cfg.families:
-        fam = _Family(cfg, family, folder, reporter, fresh, hooks)
+        fam = _Family(cfg, family, folder, reporter, fresh, hooks, ms_mode)
         fam.out.configs["target"] = fam.models.target
         if not has_lm_head(fam.models.target):
             fam.out.skipped = ("not run: this tree's BERT has no masked-LM head yet (issue 15's `BertForMaskedLM` "
