@@ -1,4 +1,4 @@
-"""Command line: `python -m harness {init,expand,infer,compare,convert,study} ...`.
+"""Command line: `python -m harness {init,expand,infer,compare,convert,train,study} ...`.
 
 Exit codes: 0 ok, 1 checks failed (compare: a tensor over its limit, names or shapes that
 differ, an unmapped tensor, a tied copy that differs; make test / make parity: pytest's),
@@ -9,6 +9,7 @@ Interrupted runs leave no partial file under a final name.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -41,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--size", required=True, help="preset name in cases/sizes.toml (e.g. small, base)")
     init.add_argument("--seed", type=int, default=0)
     init.add_argument("--framework", default="both", help="pt (HF folder) | ms (.ckpt) | both (default)")
+    init.add_argument("--head", default="none", help="BERT: none (BertModel, default) | mlm (BertForMaskedLM: "
+                      "the masked-LM head, no pooler)")
     init.add_argument("--out", required=True, type=Path, help="output folder")
 
     ex = sub.add_parser("expand", help="grow a model with bert2BERT FPI / AKI, or losslessly (width and depth)")
@@ -55,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                     "default: drawn from --seed as `init` does")
     ex.add_argument("--seed", type=int, default=0, help="seed of the plan (and of the source if drawn)")
     ex.add_argument("--allow-nonfinite", action="store_true", help="accept NaN/Inf in the source")
+    ex.add_argument("--head", help="BERT: mlm grows a BertForMaskedLM (the masked-LM head grown with the model; a "
+                    "source without one gets a head drawn from --seed first, and says so); default: the source's")
     ex.add_argument("--ms-executor", help="kernel (one pass per tensor, a custom operator; the default where "
                     "it builds) | ops (MindSpore's own ops); same bits either way")
     ex.add_argument("--out", required=True, type=Path, help="output folder")
@@ -65,9 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     inf.add_argument("--framework", default="pt", help="pt | ms (default pt)")
     inf.add_argument("--tokenizer", type=Path, help="tokenizer.json (default: the checkpoint's own, else MiniLM's)")
 
-    from harness.commands import compare, convert, study
+    from harness.commands import compare, convert, study, train
     compare.add_parser(sub)
     convert.add_parser(sub)
+    train.add_parser(sub)
     study.add_parser(sub)
     return p
 
@@ -82,6 +88,19 @@ def _frameworks(value: str) -> tuple[str, ...]:
     return FRAMEWORKS if value == "both" else (_choice(value, FRAMEWORKS + ("both",), "framework"),)
 
 
+def _with_head(cfg, head: str | None):
+    """cfg with the head --head names (None: as it is)."""
+    from harness.core import families
+    if head is None or head == cfg.head:
+        return cfg
+    _choice(head, families.get(cfg.family).HEADS, f"{cfg.family} head")
+    from harness.core.lm_head import with_mlm_head
+    if head == "mlm":
+        return with_mlm_head(cfg)
+    raise BadInput(f"--head {head}: the source has the masked-LM head; growth keeps it",
+                   "drop --head, or grow a source without a head")
+
+
 def _check_seed(value: int) -> None:
     if value < 0:
         raise BadInput(f"seed must be a non-negative integer, got {value}", "pass e.g. --seed 0")
@@ -92,7 +111,7 @@ def cmd_init(args) -> int:
     from harness.core.formats.atomic import staged
     from harness.core.seeded_init import init_state
     from harness.suite import frameworks
-    cfg = preset(args.model, args.size)
+    cfg = _with_head(preset(args.model, args.size), args.head)
     _check_seed(args.seed)
     arrays = init_state(cfg, args.seed)
     for name in _frameworks(args.framework):
@@ -138,7 +157,13 @@ def cmd_expand(args) -> int:
         where = f"{cfg_path}: the source" if args.src_ckpt is not None and cfg_path is not None else "the source"
         raise BadInput(f"{where} is a {src_cfg.family} model but --model is {args.model}",
                        f"pass --model {src_cfg.family}, or a {args.model} source")
-    dst_cfg = preset(args.model, args.dst)
+    loaded_cfg, src_cfg = src_cfg, _with_head(src_cfg, args.head)
+    head_note = ""
+    if args.src_ckpt is not None and loaded_cfg.head != src_cfg.head:   # a head drawn for a source without one
+        head_note = f"masked-LM head seeded (seed {args.seed}): the source has none"
+    elif args.src_ckpt is None:
+        loaded_cfg = src_cfg   # drawn with its head, as `init --head` draws it
+    dst_cfg = dataclasses.replace(preset(args.model, args.dst), head=src_cfg.head)
 
     start = time.perf_counter()
     plan = build_plan(src_cfg, dst_cfg, args.method, args.sampling, args.seed)
@@ -158,7 +183,10 @@ def cmd_expand(args) -> int:
                 if not console.is_terminal:
                     print(f"{title}: {text}", file=sys.stderr, flush=True)
             stage("loading source")
-            src_state, load_s = pipeline.load_source(name, src_cfg, args.src_ckpt, args.seed, args.allow_nonfinite)
+            src_state, load_s = pipeline.load_source(name, loaded_cfg, args.src_ckpt, args.seed, args.allow_nonfinite)
+            if head_note:
+                src_state = pipeline.with_mlm_head(name, src_state, loaded_cfg, args.seed)
+                stage(head_note)
             stage(f"expanding {len(recipes)} tensors", total=len(recipes), completed=0)
             def advance(_name, bar=bar, task=task):
                 bar.advance(task)
@@ -188,6 +216,8 @@ def cmd_expand(args) -> int:
     if not out.is_terminal:   # a log or a pipe: the whole table, never cut to rich's default 80 columns
         out = Console(width=Console(width=1 << 16).measure(table).maximum)
     out.print(table)
+    if head_note:
+        print(f"{head_note}; its pooler dropped (BertForMaskedLM has none)")
     print(f"plan and provenance: {args.out / 'plan.json'}")
     return 0
 
@@ -259,7 +289,7 @@ def _interrupt_in(e: BaseException) -> KeyboardInterrupt | None:
 
 
 def _output(args):
-    """The output folder of init / expand, checked before any work and changed as one unit
+    """The output folder of init / expand / convert / train, checked before any work and changed as one unit
     (harness.core.formats.atomic.OutputSet); nothing for infer."""
     from contextlib import nullcontext
     if getattr(args, "out", None) is None:
@@ -270,9 +300,9 @@ def _output(args):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from harness.commands import compare, convert, study
-    handler = {"init": cmd_init, "expand": cmd_expand, "infer": cmd_infer,
-               "compare": compare.run, "convert": convert.run, "study": study.run}[args.command]
+    from harness.commands import compare, convert, study, train
+    handler = {"init": cmd_init, "expand": cmd_expand, "infer": cmd_infer, "compare": compare.run,
+               "convert": convert.run, "train": train.run, "study": study.run}[args.command]
     previous = interrupts.install()   # signals held (recorded) outside the command's own work
     try:
         with interrupts.released(), _output(args):

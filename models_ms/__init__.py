@@ -19,7 +19,7 @@ from harness.core.errors import BadInput
 from harness.core.forward_inputs import check_forward_inputs
 from harness.core.vocab import DTYPES
 
-from .bert import BertModel
+from .bert import BertForMaskedLM, BertModel
 from .gpt2 import GPT2LMHeadModel
 
 # mirror: framework
@@ -51,8 +51,11 @@ def _forward(model, ids, mask):
 
 
 def build_model(cfg):
-    """An uninitialised BertModel or GPT2LMHeadModel for cfg; fill it with load_numpy_state."""
-    return BertModel(cfg) if cfg.family == "bert" else GPT2LMHeadModel(cfg)
+    """An uninitialised BertModel, BertForMaskedLM (head "mlm") or GPT2LMHeadModel for cfg; fill it
+    with load_numpy_state."""
+    if cfg.family == "gpt2":
+        return GPT2LMHeadModel(cfg)
+    return BertForMaskedLM(cfg) if cfg.head == "mlm" else BertModel(cfg)
 
 
 def load_numpy_state(model, state, dtype="float32"):
@@ -91,7 +94,7 @@ def run_forward(model, input_ids, attention_mask=None):
     """Forward on numpy token ids (B, T) and 0/1 mask (B, T) -> dict of numpy outputs.
 
     BERT: last_hidden_state, pooler_output, hidden_states (L + 1, B, T, d);
-    GPT-2: logits, last_hidden_state, hidden_states (L + 1, B, T, d).
+    BERT with the masked-LM head, and GPT-2: logits, last_hidden_state, hidden_states (L + 1, B, T, d).
     """
     cfg = model.cfg
     input_ids, mask = check_forward_inputs(cfg, input_ids, attention_mask)
@@ -99,7 +102,7 @@ def run_forward(model, input_ids, attention_mask=None):
         mask = _from_numpy(np.asarray(mask, dtype=np.float32))
     outputs = _forward(model, _from_numpy(input_ids), mask)
     hidden_states = np.stack([_to_numpy(h) for h in outputs[-1]])
-    if cfg.family == "bert":
+    if cfg.family == "bert" and cfg.head == "none":
         return {"last_hidden_state": _to_numpy(outputs[0]), "pooler_output": _to_numpy(outputs[1]),
                 "hidden_states": hidden_states}
     return {"logits": _to_numpy(outputs[0]), "last_hidden_state": hidden_states[-1],

@@ -78,7 +78,7 @@ class Trainer:
 
     def step(self, input_ids, labels, weights):
         ids = Tensor(np.asarray(input_ids, dtype=np.int64))
-        targets = Tensor(np.asarray(labels, dtype=np.int64))
+        targets = Tensor(gather_index(labels, weights))
         w = Tensor(np.asarray(weights, dtype=np.float32))
         loss, norm, lr = self.run(ids, targets, w)
         return float(loss), float(norm), float(lr.reshape(-1)[0])
@@ -86,7 +86,7 @@ class Trainer:
     def evaluate(self, input_ids, labels, weights):
         """The loss on one batch, no gradient and no step (validation)."""
         ids = Tensor(np.asarray(input_ids, dtype=np.int64))
-        targets = Tensor(np.asarray(labels, dtype=np.int64))
+        targets = Tensor(gather_index(labels, weights))
         w = Tensor(np.asarray(weights, dtype=np.float32))
         return float(self.loss(ids, targets, w))
 # mirror: end
@@ -101,3 +101,8 @@ def trainable(cfg, state, dtype="float32"):
         raise BadInput("the float64 judge runs in PyTorch", "train MindSpore in float32")
     # mirror: end
     return model
+
+
+def gather_index(labels, weights):
+    """labels (B, T) as int64 indices: an unscored label (Hugging Face's -100; weight 0) becomes 0."""
+    return np.where(np.asarray(weights) > 0, np.asarray(labels), 0).astype(np.int64)

@@ -1,4 +1,4 @@
-"""BERT encoder in Hugging Face's BertModel layout (post-LN), for inference.
+"""BERT encoder in Hugging Face's BertModel layout (post-LN), and BertForMaskedLM (the masked-LM head).
 
 Attribute paths spell transformers' parameter names (`encoder.layer.0.attention.
 self.query.weight`, ...), so a state dict loads by name in either framework.
@@ -9,8 +9,8 @@ import torch
 from torch import nn
 # mirror: end
 
-from .layers import (ACTIVATIONS, Embedding, LayerNorm, Linear, attend, attention_scores, merge_heads,
-                     padding_mask, split_heads, tanh)
+from .layers import (ACTIVATIONS, Embedding, LayerNorm, Linear, attend, attention_scores, linear, merge_heads,
+                     new_param, padding_mask, split_heads, tanh)
 
 
 class BertEmbeddings(nn.Module):
@@ -122,19 +122,46 @@ class BertPooler(nn.Module):
         return tanh(self.dense(x[:, 0]))  # (B, d), from the first ([CLS]) token
 
 
-class BertModel(nn.Module):
+class BertPredictionHeadTransform(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.dense = Linear(cfg.hidden, cfg.hidden)
+        self.act = ACTIVATIONS[cfg.act]
+        self.LayerNorm = LayerNorm(cfg.hidden, cfg.eps)
+
+    def forward(self, x):
+        return self.LayerNorm(self.act(self.dense(x)))  # (B, T, d)
+
+
+class BertLMPredictionHead(nn.Module):
+    """The decoder is tied to the word embeddings (no weight of its own) and has its own bias."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(cfg)
+        self.bias = new_param(cfg.vocab)
+
+    def forward(self, x, word_embeddings):
+        return linear(self.transform(x), word_embeddings, self.bias)  # (B, T, vocab)
+
+
+class BertOnlyMLMHead(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(cfg)
+
+    def forward(self, x, word_embeddings):
+        return self.predictions(x, word_embeddings)
+
+
+class BertEncoderModel(nn.Module):
+    """Embeddings and encoder, the part BertModel and BertForMaskedLM share (under the same names)."""
+
     def __init__(self, cfg):
         super().__init__()
         self.cfg = cfg
         self.embeddings = BertEmbeddings(cfg)
         self.encoder = BertEncoder(cfg)
-        self.pooler = BertPooler(cfg)
-
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
-        """input_ids (B, T) -> (last_hidden_state (B, T, d), pooler_output (B, d), hidden_states)."""
-        hidden_states, _ = self.encode(input_ids, attention_mask, token_type_ids)
-        x = hidden_states[-1]
-        return x, self.pooler(x), hidden_states
 
     def encode(self, input_ids, attention_mask=None, token_type_ids=None):
         """input_ids (B, T) -> (hidden_states: L + 1 of (B, T, d), attention scores: L of (B, nh, T, T),
@@ -143,3 +170,28 @@ class BertModel(nn.Module):
             token_type_ids = torch.zeros_like(input_ids)
         mask = None if attention_mask is None else padding_mask(attention_mask)  # (B, 1, 1, T)
         return self.encoder(self.embeddings(input_ids, token_type_ids), mask)
+
+
+class BertModel(BertEncoderModel):
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.pooler = BertPooler(cfg)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        """input_ids (B, T) -> (last_hidden_state (B, T, d), pooler_output (B, d), hidden_states)."""
+        hidden_states, _ = self.encode(input_ids, attention_mask, token_type_ids)
+        x = hidden_states[-1]
+        return x, self.pooler(x), hidden_states
+
+
+class BertForMaskedLM(BertEncoderModel):
+    """Hugging Face's BertForMaskedLM without its "bert." prefix: no pooler, the masked-LM head `cls`."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.cls = BertOnlyMLMHead(cfg)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        """input_ids (B, T) -> (logits (B, T, vocab), hidden_states: L + 1 tensors (B, T, d))."""
+        hidden_states, _ = self.encode(input_ids, attention_mask, token_type_ids)
+        return self.cls(hidden_states[-1], self.embeddings.word_embeddings.weight), hidden_states

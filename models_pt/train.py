@@ -76,7 +76,7 @@ class Trainer:
 
     def step(self, input_ids, labels, weights):
         ids = _from_numpy(np.asarray(input_ids, dtype=np.int64))
-        targets = _from_numpy(np.asarray(labels, dtype=np.int64))
+        targets = _from_numpy(gather_index(labels, weights))
         w = torch.from_numpy(np.asarray(weights)).to(self.dtype)
         for p in self.params.values():
             p.grad = None
@@ -91,7 +91,7 @@ class Trainer:
     def evaluate(self, input_ids, labels, weights):
         """The loss on one batch, no gradient and no step (validation)."""
         ids = _from_numpy(np.asarray(input_ids, dtype=np.int64))
-        targets = _from_numpy(np.asarray(labels, dtype=np.int64))
+        targets = _from_numpy(gather_index(labels, weights))
         w = torch.from_numpy(np.asarray(weights)).to(self.dtype)
         with torch.no_grad():
             return float(lm_loss(self.model(ids)[0], targets, w))
@@ -107,3 +107,8 @@ def trainable(cfg, state, dtype="float32"):
         model.double()
     # mirror: end
     return model
+
+
+def gather_index(labels, weights):
+    """labels (B, T) as int64 indices: an unscored label (Hugging Face's -100; weight 0) becomes 0."""
+    return np.where(np.asarray(weights) > 0, np.asarray(labels), 0).astype(np.int64)

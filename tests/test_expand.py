@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from harness.core.config import preset
+from harness.core.lm_head import with_mlm_head
 from harness.core.plan import build_plan
 from harness.core.recipe import compile_recipes
 from harness.core.reference import reference_expand
@@ -29,9 +30,16 @@ def _noisy_state(cfg, seed):
 EXECUTORS = [(name, executor) for name in ("pt", "ms") for executor in frameworks.load(name).expand.EXECUTORS]
 
 
+def _configs(family, src, dst):
+    """family "bert_mlm": BERT with the masked-LM head (BertForMaskedLM), grown as one model."""
+    if family == "bert_mlm":
+        return with_mlm_head(preset("bert", src)), with_mlm_head(preset("bert", dst))
+    return preset(family, src), preset(family, dst)
+
+
 def _grown_and_reference(family, src, dst, method, sampling, name, executor):
     """(who, grown state by `name`'s expander, the numpy reference's), names and shapes already checked equal."""
-    src_cfg, dst_cfg = preset(family, src), preset(family, dst)
+    src_cfg, dst_cfg = _configs(family, src, dst)
     plan = build_plan(src_cfg, dst_cfg, method, sampling, seed=5)
     state = _noisy_state(src_cfg, 5)
     expected = reference_expand(plan, state)
@@ -51,7 +59,7 @@ def _grown_and_reference(family, src, dst, method, sampling, name, executor):
 @pytest.mark.parametrize("shape", list(SHAPES))
 @pytest.mark.parametrize("sampling", ["paper", "balanced"])
 @pytest.mark.parametrize("method", ["fpi", "aki"])
-@pytest.mark.parametrize("family", ["bert", "gpt2"])
+@pytest.mark.parametrize("family", ["bert", "bert_mlm", "gpt2"])
 def test_frameworks_and_reference_agree_bit_for_bit(family, method, sampling, shape, name, executor, request):
     if executor == "kernel":
         request.getfixturevalue("needs_kernel")
@@ -66,7 +74,8 @@ def test_frameworks_and_reference_agree_bit_for_bit(family, method, sampling, sh
 # both, and a non-multiple source; BERT (post-LN) where it is exact: doubled width, depth, both (FFN 256 -> 520)
 LOSSLESS = {"gpt2": [("tiny", "tiny_w"), ("tiny", "tiny_w80"), ("tiny", "tiny_w112"), ("tiny", "tiny_d"),
                      ("tiny", "tiny_wd"), ("tiny_w", "tiny_w112")],
-            "bert": [("tiny", "tiny2x"), ("tiny", "tiny_d"), ("tiny", "tiny2x_d")]}
+            "bert": [("tiny", "tiny2x"), ("tiny", "tiny_d"), ("tiny", "tiny2x_d")],
+            "bert_mlm": [("tiny", "tiny2x"), ("tiny", "tiny2x_d")]}
 # BERT's widening needs balanced sampling (every coordinate copied D / d times); GPT-2 takes either
 LOSSLESS_GROWTHS = [(family, src, dst, sampling) for family, pairs in LOSSLESS.items() for src, dst in pairs
                     for sampling in (("paper", "balanced") if family == "gpt2" else ("balanced",))]

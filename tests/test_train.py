@@ -7,10 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from harness.core.batches import draw_batches
+from harness.core.batches import IGNORE, draw_batches
 from harness.core.optim import AdamState, TrainSetup, adam_weight_decay_step, clip_by_global_norm, schedule
 from harness.kinds.registry import load_tolerances
 from harness.kinds.train.cases import load_train_cases
+from harness.kinds.train.compare import null_gradient
 from harness.kinds.train.runner import TrainHooks, run_train_case, train_run
 from harness.kinds.train.state import batches, initial_state
 from harness.suite import frameworks
@@ -96,19 +97,70 @@ def test_torch_optimizer_follows_the_numpy_rule_over_steps():
 
 def test_mlm_masks_are_15_percent_80_10_10_and_clm_labels_the_next_token():
     stream = np.arange(5000) % 700
-    bert = draw_batches(stream, "bert", steps=50, batch=8, length=40, seed=0, vocab=500)
-    picked = np.concatenate([b.weights.ravel() for b in bert]) > 0
-    assert picked.mean() == pytest.approx(6 / 40)   # round(0.15 x 40) = 6 per window
-    inputs = np.concatenate([b.input_ids.ravel() for b in bert])[picked]
-    labels = np.concatenate([b.labels.ravel() for b in bert])[picked]
-    mask_share = (inputs == 499).mean()           # 700 ids do not fit 500: compact ids, [MASK] last
-    kept = (inputs == labels).mean()
+    bert = draw_batches(stream, "bert", steps=50, batch=8, length=42, seed=0, vocab=500)
+    specials = {"cls": 497, "sep": 498, "mask": 499}   # 700 ids do not fit 500: compact ids, specials last
+    assert all((b.input_ids[:, 0] == specials["cls"]).all() and (b.input_ids[:, -1] == specials["sep"]).all()
+               for b in bert)
+    weights = np.stack([b.weights for b in bert])
+    assert (weights[..., 0] == 0).all() and (weights[..., -1] == 0).all()   # specials are never picked
+    assert (weights.sum(-1) == 6).all()              # round(0.15 x 40 non-special positions) per window
+    labels = np.stack([b.labels for b in bert])
+    assert ((labels == IGNORE) == (weights == 0)).all()   # Hugging Face's -100 wherever the loss does not score
+    picked = weights > 0
+    inputs = np.stack([b.input_ids for b in bert])[picked]
+    mask_share = (inputs == specials["mask"]).mean()
+    kept = (inputs == labels[picked]).mean()
     assert 0.75 < mask_share < 0.85 and 0.07 < kept < 0.14
     gpt = draw_batches(stream, "gpt2", steps=2, batch=4, length=16, seed=0, vocab=1000)
     assert (gpt[0].labels[:, :-1] == gpt[0].input_ids[:, 1:]).all() and (gpt[0].weights == 1).all()
-    again = draw_batches(stream, "bert", steps=50, batch=8, length=40, seed=0, vocab=500)
-    assert all((a.input_ids == b.input_ids).all() and (a.weights == b.weights).all() for a, b in zip(bert, again,
-                                                                                                    strict=True))
+    again = draw_batches(stream, "bert", steps=50, batch=8, length=42, seed=0, vocab=500)
+    assert all((a.input_ids == b.input_ids).all() and (a.labels == b.labels).all() for a, b in zip(bert, again,
+                                                                                                  strict=True))
+    other = draw_batches(stream, "bert", steps=50, batch=8, length=42, seed=1, vocab=500)
+    assert not all((a.weights == b.weights).all() for a, b in zip(bert, other, strict=True))
+
+
+@pytest.mark.parametrize("fw", ["pt", "ms"])
+def test_mlm_loss_is_transformers_bert_for_masked_lm_loss(fw):
+    """Our masked-LM loss on a drawn batch (labels -100 where unscored) = BertForMaskedLM(labels=...).loss."""
+    import torch
+    import transformers
+
+    from harness.core.config import preset
+    from harness.core.lm_head import with_mlm_head
+    from harness.core.seeded_init import init_state
+    from harness.suite.corpus import english_ids
+    cfg = with_mlm_head(preset("bert", "tiny"))
+    state = init_state(cfg, 0)
+    batch = draw_batches(english_ids(), "bert", steps=1, batch=4, length=24, seed=3, vocab=cfg.vocab)[0]
+    hf = transformers.BertForMaskedLM(transformers.BertConfig(**cfg.to_hf(), attn_implementation="eager"))
+    with torch.no_grad():
+        for name, p in hf.named_parameters():
+            p.copy_(torch.from_numpy(state[name.removeprefix("bert.")]))
+    hf.eval()
+    with torch.no_grad():
+        want = float(hf(input_ids=torch.from_numpy(batch.input_ids), labels=torch.from_numpy(batch.labels)).loss)
+    f = frameworks.load(fw)
+    trainer = f.train.Trainer(f.train.trainable(cfg, state), TrainSetup(steps=1), np.zeros(1, np.float32))
+    loss, _, _ = trainer.step(batch.input_ids, batch.labels, batch.weights)   # lr 0: the loss before the step
+    print(f"\n{fw} masked-LM loss {loss!r} vs transformers {want!r}")
+    assert loss == pytest.approx(want, rel=1e-6)
+
+
+def test_key_biases_left_out_of_the_parameter_gates_have_no_gradient_in_float64():
+    """The claim behind NULL_GRADIENT (harness.core.families.bert): in float64 the key biases' gradient is
+    rounding noise (< 1e-12 of the global norm), while every other tensor's is real (> 1e-8 of it)."""
+    case = _short("bert_tiny_mlm", steps=1)
+    state, _ = initial_state(case)
+    pt = frameworks.load("pt")
+    trainer = pt.train.Trainer(pt.train.trainable(case.cfg, state, "float64"), case.setup, np.zeros(1, np.float32))
+    batch = batches(case)[0]
+    _, norm, _ = trainer.step(batch.input_ids, batch.labels, batch.weights)
+    share = {n: float(p.grad.abs().max()) / norm for n, p in trainer.params.items()}
+    null = {n for n in share if null_gradient("bert", n)}
+    assert null == {f"encoder.layer.{i}.attention.self.key.bias" for i in range(case.cfg.layers)}
+    assert max(share[n] for n in null) < 1e-12, {n: share[n] for n in null}
+    assert min(v for n, v in share.items() if n not in null) > 1e-8
 
 
 # -- planted faults: each caught, and named by step (and tensor) ----------------------------
@@ -177,6 +229,28 @@ def test_weight_decay_on_layernorm_and_bias_on_one_side_is_caught_and_names_a_no
     assert first.value != "none"
     print(first.detail)
     print(failure_message(case.id, "train_params", rows) or failure_message(case.id, "drift", rows))
+
+
+def _one_mask_moved(batch):
+    """The batch with one masked position of its first window moved to an unmasked one (as a collator
+    drawing its own masks on one side would do): everything else the same."""
+    inputs, labels, weights = batch.input_ids.copy(), batch.labels.copy(), batch.weights.copy()
+    was = int(np.flatnonzero(weights[0] > 0)[0])
+    now = int(np.flatnonzero(weights[0, 1:-1] == 0)[0]) + 1       # not [CLS] or [SEP]
+    inputs[0, now], labels[0, now], weights[0, now] = inputs[0, was], inputs[0, now], 1.0
+    inputs[0, was], labels[0, was], weights[0, was] = labels[0, was], IGNORE, 0.0
+    return dataclasses.replace(batch, input_ids=inputs, labels=labels, weights=weights)
+
+
+def test_one_mlm_mask_position_differing_is_caught_at_its_step(fault_reports):
+    moved = lambda run, step, batch: _one_mask_moved(batch) if run == "ms" and step == 5 else None  # noqa: E731
+    case, got, rows = _run(TrainHooks(batch=moved), _short("bert_tiny_mlm", steps=12))
+    worst = got[("train_loss", "worst.relative")]
+    assert worst.status == "fail" and "first step over limit: 5 " in worst.detail
+    assert got[("train_loss", "first_step_over")].value == 5
+    assert got[("lr", "worst.relative")].status == "pass"   # the schedule is not what differs
+    print(got[("train_loss", "first_step_over")].detail)
+    print(failure_message(case.id, "train_loss", rows))
 
 
 # -- reruns ----------------------------------------------------------------------------------

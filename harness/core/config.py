@@ -29,6 +29,7 @@ class ModelConfig:
     eps: float           # LayerNorm epsilon
     act: str             # "gelu" (erf) | "gelu_new" (tanh)
     initializer_range: float = 0.02
+    head: str = "none"   # BERT: "none" (BertModel) | "mlm" (BertForMaskedLM); GPT-2's LM head is tied: "none"
     name: str = ""       # preset name, informational only
 
     def __post_init__(self):
@@ -51,6 +52,10 @@ class ModelConfig:
         if self.hidden % self.heads:
             raise BadInput(f"{where}: hidden {self.hidden} is not a multiple of heads {self.heads}",
                            "choose heads so that hidden / heads is the (integer) head size")
+        heads = families.get(self.family).HEADS
+        if self.head not in heads:
+            raise BadInput(f"{where}: head {self.head!r} is not one of {self.family}'s: {', '.join(heads)}",
+                           f"use head one of: {', '.join(heads)}")
         act = families.get(self.family).ACTIVATION   # BERT the erf GELU, GPT-2 the tanh one
         if self.act != act:
             raise BadInput(f"{where}: activation {self.act!r} is not {self.family}'s {act!r}", f"set act = {act!r}")

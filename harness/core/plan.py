@@ -44,7 +44,7 @@ PLAN_FORMAT = "bert2bert-plan/1"
 
 _GROWING = ("hidden", "layers", "heads", "ffn")
 _FILL_STREAM = 0x1055   # tells the lossless fill generators apart from any other use of the seed
-_EQUAL = ("vocab", "positions", "type_vocab", "eps", "act")
+_EQUAL = ("vocab", "positions", "type_vocab", "eps", "act", "head")
 
 
 # -- maps -----------------------------------------------------------------------

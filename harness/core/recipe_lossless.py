@@ -35,7 +35,7 @@ import numpy as np
 from harness.core import families, lossless
 from harness.core.families import layer_prefix, param_shapes
 from harness.core.plan import GrowthPlan
-from harness.core.recipe import TensorRecipe, _Axis, _check_shape, _global_specs, _layer_specs, _readonly
+from harness.core.recipe import TensorRecipe, _Axis, _check_shape, _global_specs, _layer_specs, _make, _readonly
 from harness.core.steps import Append, Gather, describe
 
 
@@ -153,6 +153,9 @@ def compile_lossless(plan: GrowthPlan) -> list[TensorRecipe]:
             continue
         if post_ln and _norm_of(src.family, name) == family.INPUT_NORM and not orig[0]:
             recipes[name] = _identity_norm(name, shapes[name], "its affine moved to layer 0's last inserted block")
+        elif name.rpartition(".")[0] == family.TIED_HEAD_NORM:   # copies summed by the tied decoder: / c_h
+            r = _make(name, (name, None), axes, extra="(tied decoder: logits sum the D / d copies)")
+            recipes[name] = dataclasses.replace(r, rule="lossless: " + r.rule)
         else:
             recipes[name] = _grow(plan, name, name, name, None, axes)
 

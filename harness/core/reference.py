@@ -116,8 +116,16 @@ def reference_expand(plan: GrowthPlan, src_state: dict[str, np.ndarray]) -> dict
             out[n] = hid_out(S[n], 1)
         for p in ("weight", "bias"):
             out[f"embeddings.LayerNorm.{p}"] = hid_out(S[f"embeddings.LayerNorm.{p}"], 0)
-        out["pooler.dense.weight"] = hid_out(hid_in(S["pooler.dense.weight"], 1), 0)
-        out["pooler.dense.bias"] = hid_out(S["pooler.dense.bias"], 0)
+        if src.head == "mlm":   # BertForMaskedLM: the transform like the pooler; the tied decoder sums
+            h = "cls.predictions"   # duplicated units, so the LayerNorm before it is divided by c_h
+            out[f"{h}.transform.dense.weight"] = hid_out(hid_in(S[f"{h}.transform.dense.weight"], 1), 0)
+            out[f"{h}.transform.dense.bias"] = hid_out(S[f"{h}.transform.dense.bias"], 0)
+            for p in ("weight", "bias"):
+                out[f"{h}.transform.LayerNorm.{p}"] = hid_in(S[f"{h}.transform.LayerNorm.{p}"], 0)
+            out[f"{h}.bias"] = S[f"{h}.bias"].copy()
+        else:
+            out["pooler.dense.weight"] = hid_out(hid_in(S["pooler.dense.weight"], 1), 0)
+            out["pooler.dense.bias"] = hid_out(S["pooler.dense.bias"], 0)
     else:
         out["transformer.wte.weight"] = hid_out(S["transformer.wte.weight"], 1)
         out["transformer.wpe.weight"] = hid_out(S["transformer.wpe.weight"], 1)

@@ -114,8 +114,16 @@ def _bert(plan, S, d, D, k, nn, nf, rows_drawn, cols_drawn):
 
     runs = _runs(plan.depth_map)
     out.update(norm("embeddings.LayerNorm") if runs[0][1] else identity("embeddings.LayerNorm"))
-    out["pooler.dense.weight"] = _zeros_after(S["pooler.dense.weight"][g_h], 1, k)
-    out["pooler.dense.bias"] = S["pooler.dense.bias"][g_h]
+    if plan.src.head == "mlm":   # the transform reads one copy; the tied decoder sums D / d copies of every
+        h = "cls.predictions"     # unit, so the LayerNorm in front of it is divided by D / d
+        out[f"{h}.transform.dense.weight"] = _zeros_after(S[f"{h}.transform.dense.weight"][g_h], 1, k)
+        out[f"{h}.transform.dense.bias"] = S[f"{h}.transform.dense.bias"][g_h]
+        for p in ("weight", "bias"):
+            out[f"{h}.transform.LayerNorm.{p}"] = S[f"{h}.transform.LayerNorm.{p}"][g_h] / np.float32(D // d)
+        out[f"{h}.bias"] = S[f"{h}.bias"].copy()
+    else:
+        out["pooler.dense.weight"] = _zeros_after(S["pooler.dense.weight"][g_h], 1, k)
+        out["pooler.dense.bias"] = S["pooler.dense.bias"][g_h]
     for t, (s, original, last_inserted) in enumerate(runs):
         p, q = layer_prefix("bert", s), layer_prefix("bert", t)
         w = {}

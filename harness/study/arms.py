@@ -8,7 +8,8 @@
 - depth: the depth-only source (the target's width) stacked to the target's depth (FPI depth map,
   paper Algorithm 1: target layer t takes source layer t mod L);
 - minilm: the real MiniLM (its checkpoint) grown into the MiniLM target by FPI (paper sampling).
-A BERT state gets the masked-LM head the source lacks (seeded, as the train kind does).
+BERT trains as BertForMaskedLM (head "mlm"): the study's sources have the head and the plan grows it
+with the model; MiniLM, which has none, gets a seeded one first (harness.core.lm_head, as the train kind).
 """
 from __future__ import annotations
 
@@ -24,23 +25,24 @@ GROWTH = {"fpi_paper": ("source", "fpi", "paper"), "fpi_balanced": ("source", "f
           "lossless": ("source", "lossless", "balanced"), "minilm": ("minilm", "fpi", "paper")}
 
 
-def _complete(cfg: ModelConfig, state: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
-    missing = [n for n in param_shapes(cfg) if n not in state]
-    if missing:
-        from harness.core.lm_head import seeded_lm_head  # BERT's masked-LM head (issue 15)
-        state = {**state, **seeded_lm_head(cfg, seed)}
+def _complete(cfg: ModelConfig, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {n: np.ascontiguousarray(state[n], dtype=np.float32) for n in param_shapes(cfg)}
 
 
 def scratch_state(cfg: ModelConfig, seed: int) -> dict[str, np.ndarray]:
-    return _complete(cfg, init_state(cfg, seed), seed)
+    return _complete(cfg, init_state(cfg, seed))
 
 
 def minilm_state(cfg: ModelConfig, seed: int) -> dict[str, np.ndarray]:
+    """MiniLM's checkpoint as cfg (BertForMaskedLM): its encoder, and a masked-LM head seeded (it has none)."""
+    import dataclasses
+
     from harness.core.formats.checkpoint import load_checkpoint
+    from harness.core.lm_head import add_mlm_head
     from harness.suite.tokenizer import minilm_dir
-    _, state = load_checkpoint(minilm_dir(), cfg)
-    return _complete(cfg, state, seed)
+    _, state = load_checkpoint(minilm_dir(), dataclasses.replace(cfg, head="none"))
+    state, _ = add_mlm_head(state, cfg, seed)
+    return _complete(cfg, state)
 
 
 def grown_config(arm: str, src: ModelConfig, dst: ModelConfig) -> ModelConfig:
@@ -58,4 +60,4 @@ def grown_state(arm: str, src: ModelConfig, source: dict[str, np.ndarray], dst: 
     _, method, sampling = GROWTH[arm]
     plan = build_plan(src, dst, method, sampling, seed)
     src_state = {n: source[n] for n in param_shapes(src)}
-    return _complete(plan.dst, execute_recipes_numpy(compile_recipes(plan), src_state), seed)
+    return _complete(plan.dst, execute_recipes_numpy(compile_recipes(plan), src_state))

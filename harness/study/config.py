@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.core.config import ModelConfig, load_presets, read_toml
 from harness.core.errors import BadInput
-from harness.core.families import param_shapes
+from harness.core.lm_head import with_mlm_head
 from harness.core.paths import CASES_DIR
 
 STUDY_TOML = CASES_DIR / "study.toml"
@@ -81,12 +81,6 @@ def _choices(values, where: str, key: str, valid: tuple[str, ...]) -> tuple[str,
     return tuple(values)
 
 
-def has_lm_head(cfg: ModelConfig) -> bool:
-    """Whether this tree's models train cfg's family: GPT-2 always (its tied head), BERT once the
-    masked-LM head (issue 15) is in models_pt / models_ms (its tensors in the parameter table)."""
-    return cfg.family == "gpt2" or any(n.startswith("cls.") for n in param_shapes(cfg))
-
-
 def _family(table: object, where: str, family: str, presets: dict) -> FamilyModels:
     if not isinstance(table, dict):
         raise BadInput(f"{where}: must be a table of presets", f"write [{where.split(': ')[-1]}] with source = ...")
@@ -102,7 +96,8 @@ def _family(table: object, where: str, family: str, presets: dict) -> FamilyMode
         if table[key] not in presets[family]:
             raise BadInput(f"{where}: key {key!r}: unknown {family} preset {table[key]!r}",
                            f"use one of: {', '.join(presets[family])} (cases/sizes.toml)")
-        got[key] = presets[family][table[key]]
+        cfg = presets[family][table[key]]
+        got[key] = with_mlm_head(cfg) if family == "bert" else cfg   # BERT trains as BertForMaskedLM
     return FamilyModels(**got)
 
 

@@ -58,7 +58,7 @@ def _head(cfg: StudyConfig, results: dict[str, FamilyResult], wall: float, argv:
 
 def write_outputs(cfg: StudyConfig, results: dict[str, FamilyResult], out: Path, wall: float,
                   argv: str) -> tuple[list[Path], bool]:
-    summaries = {f: summarize(fam, cfg.batch, cfg.length) for f, fam in results.items() if not fam.skipped}
+    summaries = {f: summarize(fam, cfg.batch, cfg.length) for f, fam in results.items()}
     rows = _parity(results)
     sections = [family_section(fam, summaries.get(f), cfg.batch, cfg.length) for f, fam in results.items()]
     paths = [write_curves(results, out / "curves.csv", cfg.batch, cfg.length),

@@ -27,7 +27,7 @@ def _panels(results: dict[str, FamilyResult]):
     out = []
     for family, arms in PANELS:
         fam = results.get(family)
-        if fam is None or fam.skipped or not any(fam.select(a, lr=fam.tuned_lr) for a in arms):
+        if fam is None or not any(fam.select(a, lr=fam.tuned_lr) for a in arms):
             continue
         out.append((fam, arms))
     return out

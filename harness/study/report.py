@@ -85,8 +85,6 @@ def _arm_cells(row, baseline, n_seeds: int) -> list[str]:
 
 def family_section(fam: FamilyResult, summary: FamilySummary | None, batch: int, length: int) -> str:
     lines = [f"## {fam.family.upper()} ({'masked LM' if fam.family == 'bert' else 'causal LM'})", ""]
-    if fam.skipped:
-        return "\n".join(lines + [f"**{fam.skipped}**", ""])
     t = fam.configs["target"]
     lines.append(f"Target: {t.layers} layers x {t.hidden} (heads {t.heads}, FFN {t.ffn}, vocabulary {t.vocab}); "
                  f"{flops_params(t):,} parameters multiplied per token, {flops_per_step(t, batch, length) / 1e9:.2f} "

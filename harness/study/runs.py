@@ -50,8 +50,10 @@ class RunSpec:
     @property
     def key(self) -> str:
         fields = dataclasses.asdict(self)
-        if fields["ms_mode"] == "jit":   # the default is left out, so runs cached before the field existed stay valid
+        if fields["ms_mode"] == "jit":   # defaults left out: runs cached before these fields existed stay valid
             del fields["ms_mode"]
+        if fields["cfg"].get("head") == "none":
+            del fields["cfg"]["head"]
         blob = json.dumps({"version": STUDY_VERSION, **fields}, sort_keys=True, default=str)
         digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
         lr = f"lr{self.setup.lr:g}"

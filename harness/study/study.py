@@ -23,7 +23,7 @@ from harness.core.batches import draw_batches
 from harness.core.optim import TrainSetup
 from harness.kinds.train.runner import TrainHooks
 from harness.study import arms
-from harness.study.config import GROWN_ARMS, StudyConfig, has_lm_head
+from harness.study.config import GROWN_ARMS, StudyConfig
 from harness.study.runs import RunResult, RunSpec, train
 from harness.suite.corpus import study_ids
 
@@ -38,7 +38,6 @@ class FamilyResult:
     tuned_lr: float | None = None
     configs: dict = dataclasses.field(default_factory=dict)   # role -> ModelConfig (target, source, ...)
     run_configs: dict = dataclasses.field(default_factory=dict)   # run key -> the ModelConfig it trained
-    skipped: str = ""                                          # why the family did not run
     notes: list[str] = dataclasses.field(default_factory=list)
 
     def select(self, arm: str, framework: str = "pt", lr: float | None = None) -> list[RunResult]:
@@ -176,12 +175,6 @@ def run_study(cfg: StudyConfig, folder: Path, reporter: Reporter, *, fresh: bool
     for family in cfg.families:
         fam = _Family(cfg, family, folder, reporter, fresh, hooks, ms_mode)
         fam.out.configs["target"] = fam.models.target
-        if not has_lm_head(fam.models.target):
-            fam.out.skipped = ("not run: this tree's BERT has no masked-LM head yet (issue 15's `BertForMaskedLM` "
-                               "head, in models_pt / models_ms and the growth plan); nothing of BERT was trained")
-            reporter.note(f"{family}: {fam.out.skipped}")
-            out[family] = fam.out
-            continue
         fam.scratch()
         sources = fam.grown()
         if family == "bert":

@@ -3,6 +3,12 @@
 The tensor table (names in Hugging Face's order and spelling), the layer prefix, the
 config.json mapping, the growth rule of every tensor (growth.md's FPI / AKI tables, as
 per-axis specs for harness.core.recipe) and the names of its outputs and hidden states.
+
+With head "mlm" the model is Hugging Face's BertForMaskedLM: no pooler, and the masked-LM head
+`cls.predictions.*` (transform dense + GELU + LayerNorm, then the decoder tied to the word
+embeddings with its own bias `cls.predictions.bias`). The encoder keeps BertModel's names (no
+"bert." prefix: transformers' AutoModelForMaskedLM loads such a file, adding the prefix itself);
+the decoder's weight and bias are ties, not tensors, as in Hugging Face's safetensors files.
 """
 from __future__ import annotations
 
@@ -12,7 +18,15 @@ LAYER_PREFIX = "encoder.layer"
 TOKEN_OUTPUTS = ("last_hidden_state", "pooler_output")
 # outputs compared with the source's for preservation; BERT's are hidden coordinates, read by g_h
 PRESERVED_OUTPUTS = ("last_hidden_state", "pooler_output")
-BUFFERS = frozenset({"embeddings.position_ids"})   # a buffer some HF checkpoints carry; not a weight
+HEADS = ("none", "mlm")              # BertModel, BertForMaskedLM
+BUFFERS = frozenset({"embeddings.position_ids"})
+# tensors whose loss gradient is zero in exact arithmetic: softmax(q k^T + q b_k^T) adds the same q.b_k to
+# every score of a query, so the key bias never changes attention; in floating point its gradient is rounding
+# noise, which Adam normalises into steps of ~lr, so its values after training are each run's amplified noise
+NULL_GRADIENT = ("attention.self.key.bias",)
+MLM = "cls.predictions"
+# the LayerNorm in front of the tied decoder: logits sum duplicated hidden units, so growth divides it by c_h
+TIED_HEAD_NORM = f"{MLM}.transform.LayerNorm"   # a buffer some HF checkpoints carry; not a weight
 
 
 def layer_prefix(i: int) -> str:
@@ -50,15 +64,21 @@ def param_shapes(cfg) -> dict[str, tuple[int, ...]]:
     }
     for i in range(cfg.layers):
         shapes.update(layer_shapes(cfg, i))
-    shapes["pooler.dense.weight"] = (d, d)
-    shapes["pooler.dense.bias"] = (d,)
+    shapes.update(head_shapes(cfg) if cfg.head == "mlm" else {"pooler.dense.weight": (d, d), "pooler.dense.bias": (d,)})
     return shapes
+
+
+def head_shapes(cfg) -> dict[str, tuple[int, ...]]:
+    """The masked-LM head's tensors (BertForMaskedLM), in its parameter order."""
+    d = cfg.hidden
+    return {f"{MLM}.transform.dense.weight": (d, d), f"{MLM}.transform.dense.bias": (d,),
+            f"{TIED_HEAD_NORM}.weight": (d,), f"{TIED_HEAD_NORM}.bias": (d,), f"{MLM}.bias": (cfg.vocab,)}
 
 
 # -- Hugging Face config.json ---------------------------------------------------------------
 def to_hf(cfg) -> dict:
     return {
-        "architectures": ["BertModel"], "model_type": "bert",
+        "architectures": ["BertForMaskedLM" if cfg.head == "mlm" else "BertModel"], "model_type": "bert",
         "hidden_size": cfg.hidden, "num_hidden_layers": cfg.layers,
         "num_attention_heads": cfg.heads, "intermediate_size": cfg.ffn,
         "vocab_size": cfg.vocab, "max_position_embeddings": cfg.positions,
@@ -75,7 +95,8 @@ def from_hf(hf: dict) -> dict:
                 heads=hf["num_attention_heads"], ffn=hf["intermediate_size"],
                 vocab=hf["vocab_size"], positions=hf["max_position_embeddings"],
                 type_vocab=hf.get("type_vocab_size", 2), eps=float(hf.get("layer_norm_eps", 1e-12)),
-                act=hf.get("hidden_act", ACTIVATION), initializer_range=float(hf.get("initializer_range", 0.02)))
+                act=hf.get("hidden_act", ACTIVATION), initializer_range=float(hf.get("initializer_range", 0.02)),
+                head="mlm" if "BertForMaskedLM" in (hf.get("architectures") or ()) else "none")
 
 
 # -- growth rules: per-axis specs of every tensor (harness.core.recipe turns them into recipes) --
@@ -109,6 +130,14 @@ def global_growth(hid, hid_in) -> dict:
         "embeddings.LayerNorm.bias": ((hid,), ""),
         "pooler.dense.weight": ((hid, hid_in), ""),
         "pooler.dense.bias": ((hid,), ""),
+        # the masked-LM head: the transform is a hidden -> hidden dense like the pooler; its LayerNorm feeds
+        # the decoder tied to the word embeddings, whose logits sum duplicated units: divided by c_h, as
+        # GPT-2's ln_f; the vocabulary-sized bias is copied
+        f"{MLM}.transform.dense.weight": ((hid, hid_in), ""),
+        f"{MLM}.transform.dense.bias": ((hid,), ""),
+        f"{TIED_HEAD_NORM}.weight": ((hid_in,), "(tied decoder: logits sum duplicated units)"),
+        f"{TIED_HEAD_NORM}.bias": ((hid_in,), "(tied decoder: logits sum duplicated units)"),
+        f"{MLM}.bias": ((None,), ""),
     }
 
 

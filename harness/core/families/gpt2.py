@@ -11,6 +11,8 @@ ACTIVATION = "gelu_new"              # the tanh GELU
 LAYER_PREFIX = "transformer.h"
 TOKEN_OUTPUTS = ("last_hidden_state", "logits")
 PRESERVED_OUTPUTS = ("logits",)      # compared with the source's for preservation
+NULL_GRADIENT = ()                   # the key bias is a third of c_attn.bias, with q and v: compared with them
+HEADS = ("none",)                    # the LM head is tied to wte: no tensor, no choice
 BUFFERS = frozenset({"lm_head.weight"})   # the tied head, when a checkpoint stores it anyway
 
 
@@ -106,4 +108,5 @@ LOSSLESS_STREAM = "mean"             # pre-LN: each new stream coordinate holds 
 NORMS = ("ln_1", "ln_2", "transformer.ln_f")      # the stream's LayerNorms (layer suffixes, global names)
 BRANCH_OUTPUTS = ("attn.c_proj", "mlp.c_proj")    # what a block adds to the stream: zero in an inserted block
 BLOCK_NORM = INPUT_NORM = None       # post-LN only
+TIED_HEAD_NORM = None                # ln_f, in front of the tied head, is a stream norm: NORMS' rule
 LAST_STATE_NORMED = True             # the last hidden state is ln_f's output (layer_names)

@@ -37,6 +37,15 @@ def load_source(framework: str, src_cfg: ModelConfig, src_ckpt: Path | None, see
     return state, time.perf_counter() - start
 
 
+def with_mlm_head(framework: str, state: dict, cfg: ModelConfig, seed: int) -> dict:
+    """A BERT source state without the masked-LM head as a BertForMaskedLM state: the head drawn from
+    the seed (harness.core.lm_head), the pooler dropped; framework tensors in and out."""
+    from harness.core.lm_head import add_mlm_head
+    fw = frameworks.load(framework)
+    arrays, _ = add_mlm_head({n: fw.io.to_numpy(t) for n, t in state.items()}, cfg, seed)
+    return {n: fw.io.to_tensor(np.ascontiguousarray(a)) for n, a in arrays.items()}
+
+
 def expand(framework: str, recipes: list, src_state: dict,
            on_tensor: Callable[[str], None] | None = None, executor: str | None = None) -> GrowResult:
     """Target state from src_state by the recipes; times the expand stage alone (the executor is

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from harness.core.config import ModelConfig
 from harness.core.errors import BadInput
+from harness.core.lm_head import with_mlm_head
 from harness.core.optim import TrainSetup
 from harness.core.paths import CASES_DIR
 from harness.core.vocab import WEIGHTS
@@ -94,7 +95,7 @@ def _model(row: dict, where: str, presets: dict) -> tuple[str, bool, ModelConfig
         if "weights" in row:
             raise BadInput(f"{where}: key 'weights' comes from the growth case", "drop weights")
         case = growth[row["grown"]]
-        return row["grown"], True, case.dst_cfg, case.weights
+        return row["grown"], True, _with_lm_head(case.dst_cfg), case.weights
     if row["model"] not in presets[family]:
         raise BadInput(f"{where}: key 'model': unknown {family} preset {row['model']!r}",
                        f"use one of: {', '.join(presets[family])} (cases/sizes.toml)")
@@ -102,7 +103,12 @@ def _model(row: dict, where: str, presets: dict) -> tuple[str, bool, ModelConfig
     if weights not in WEIGHTS or (weights == "minilm") != (row["model"] == "minilm" and family == "bert"):
         raise BadInput(f"{where}: key 'weights' {weights!r} does not fit model {row['model']!r}",
                        'weights = "minilm" goes with the bert model "minilm" only; drop it for seeded weights')
-    return row["model"], False, presets[family][row["model"]], weights
+    return row["model"], False, _with_lm_head(presets[family][row["model"]]), weights
+
+
+def _with_lm_head(cfg: ModelConfig) -> ModelConfig:
+    """The model trained: BERT with the masked-LM head (BertForMaskedLM); GPT-2 has its tied head."""
+    return with_mlm_head(cfg) if cfg.family == "bert" else cfg
 
 
 def _check_row(row: object, where: str, presets: dict) -> TrainCase:

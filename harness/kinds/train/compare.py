@@ -11,6 +11,9 @@ Quantities:
 - drift: each float32 run's deviation from the float64 run (loss: the worst step; parameters: the
   worst tensor at the last step) and MindSpore's over PyTorch's. Gate: MS <= k x PT + floor, k and
   floor from cases/tolerances.toml (drift loss.k, loss.floor, params.k, params.floor).
+Parameters whose loss gradient is zero in exact arithmetic (BERT's key biases: NULL_GRADIENT of
+harness.core.families) hold amplified rounding noise in every run: they are reported in a
+`null_gradient` info row and left out of the parameter gates and the drift.
 Per-step series are relative errors against the reference's own value at that step.
 """
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.core import families
 from harness.core.formats.atomic import commit, discard, temp_beside
 from harness.suite.metrics import relative
 from harness.suite.rows import Row, first_and_worst, limited, names_rows, row
@@ -51,16 +55,31 @@ def _series_row(case_id, quantity, metric, series, limit, why, what) -> tuple[Ro
     return row(case_id, quantity, metric, float(np.max(series)), limit, detail), first
 
 
-def _tensor_errors(got: dict, ref: dict) -> dict[str, float]:
-    return {n: relative(got[n], ref[n]) for n in ref if n in got}
+def null_gradient(family: str, name: str) -> bool:
+    """A tensor whose loss gradient is zero in exact arithmetic (harness.core.families: NULL_GRADIENT)."""
+    return name.endswith(families.get(family).NULL_GRADIENT) if families.get(family).NULL_GRADIENT else False
 
 
-def _params_row(case_id, metric, got, ref, limit, why) -> tuple[list[Row], str | None]:
-    errors = _tensor_errors(got, ref)
+def _tensor_errors(got: dict, ref: dict, family: str | None = None) -> dict[str, float]:
+    """name -> relative error, in model order; without the null-gradient tensors when family is given."""
+    return {n: relative(got[n], ref[n]) for n in ref if n in got and not (family and null_gradient(family, n))}
+
+
+def _params_row(case, metric, got, ref, limit, why) -> tuple[list[Row], str | None]:
+    errors = _tensor_errors(got, ref, case.family)
     worst, first, n_over = first_and_worst(errors, limit)
     detail = (f"worst: {worst} ({errors[worst]:.3g}); first over limit (model order): {first}; "
               f"{n_over} of {len(errors)} over{why}")
-    return [row(case_id, "train_params", metric, errors[worst], limit, detail)], (None if first == "none" else first)
+    out = [row(case.id, "train_params", metric, errors[worst], limit, detail)]
+    null = {n: relative(got[n], ref[n]) for n in ref if n in got and null_gradient(case.family, n)}
+    if null:
+        w = max(null, key=null.get)
+        out.append(info(case.id, f"{metric.removesuffix('.relative')}.null_gradient", null[w],
+                        f"{len(null)} tensors left out of the gate above, worst {w}: their loss gradient is 0 in "
+                        "exact arithmetic (a key bias shifts every score of a query alike), so their values are "
+                        "each run's rounding noise amplified by Adam (tests/test_train.py measures the gradient)",
+                        "train_params"))
+    return out, (None if first == "none" else first)
 
 
 def _drift_rows(case, tol, what: str, pt_dev: float, ms_dev: float, where: str) -> list[Row]:
@@ -131,7 +150,7 @@ def rows(case, curves: dict, tol, note: str) -> list[Row]:
         out += names_rows(cid, "train_params", ms.params[step], pt.params[step])
         metric, key = ("last.relative", "last.relative") if step == last else (f"step{step}.relative", "step.relative")
         lim, why = limited(tol, cid, "train_params", key)
-        r, first = _params_row(cid, metric, ms.params[step], pt.params[step], lim, f" (step {step}){why}")
+        r, first = _params_row(case, metric, ms.params[step], pt.params[step], lim, f" (step {step}){why}")
         out += r
         if first and "params" not in firsts:
             firsts["params"] = step
@@ -141,8 +160,8 @@ def rows(case, curves: dict, tol, note: str) -> list[Row]:
     out += _drift_rows(case, tol, "loss", float(pt_dev.max()), float(ms_dev.max()), "worst step")
     r, firsts["drift from float64"] = _envelope_row(cid, tol, pt_dev, ms_dev)
     out += r
-    pt_dev = max(_tensor_errors(pt.params[last], judge.params[last]).values())
-    ms_dev = max(_tensor_errors(ms.params[last], judge.params[last]).values())
+    pt_dev = max(_tensor_errors(pt.params[last], judge.params[last], case.family).values())
+    ms_dev = max(_tensor_errors(ms.params[last], judge.params[last], case.family).values())
     out += _drift_rows(case, tol, "params", pt_dev, ms_dev, f"worst tensor at step {last}")
 
     over = {k: v for k, v in firsts.items() if isinstance(v, int)}

@@ -1,6 +1,7 @@
-"""One PNG per training case (matplotlib, Agg backend: no display needed): on the left the loss of
+"""One PNG per training run (matplotlib, Agg backend: no display needed): on the left the loss of
 each run over steps; on the right, on a log scale, each float32 framework's deviation from the
-float64 run and MindSpore's from PyTorch, per step. Written atomically (a temp file, then renamed)."""
+float64 run and MindSpore's from PyTorch, per step (when those runs are there). Written atomically
+(a temp file, then renamed; inside an OutputSet, staged with the rest of the set)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,27 +21,38 @@ def _positive(series: np.ndarray) -> np.ndarray:
 
 
 def plot_case(case, curves: dict, path: Path) -> Path:
+    return plot_curves(f"{case.id}: loss ({case.task.upper()})", curves, path)
+
+
+def plot_curves(title: str, curves: dict, path: Path) -> Path:
+    """curves: run name ("pt64", "pt", "ms") -> Curve, any non-empty subset."""
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    steps = np.arange(1, curves["pt"].loss.size + 1)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
-    for run in ("pt64", "pt", "ms"):
+    runs = [r for r in ("pt64", "pt", "ms") if r in curves]
+    steps = np.arange(1, curves[runs[0]].loss.size + 1)
+    pairs = [(run, "pt64", f"{STYLE[run][0]} vs float64", ".") for run in ("pt", "ms") if run in curves
+             and "pt64" in curves]
+    if "pt" in curves and "ms" in curves:
+        pairs.append(("ms", "pt", "MindSpore vs PyTorch", "-"))
+    fig, axes = plt.subplots(1, 2 if pairs else 1, figsize=(12 if pairs else 6.5, 4.5), constrained_layout=True,
+                             squeeze=False)
+    left = axes[0][0]
+    for run in runs:
         label, colour = STYLE[run]
-        left.plot(steps, curves[run].loss, label=label, color=colour, lw=1.0,
-                  ls="--" if run == "pt64" else "-")
-    left.set(xlabel="step", ylabel="loss", title=f"{case.id}: loss ({case.task.upper()})")
+        left.plot(steps, curves[run].loss, label=label, color=colour, lw=1.0, ls="--" if run == "pt64" else "-")
+    left.set(xlabel="step", ylabel="loss", title=title)
     left.legend()
-    judge = curves["pt64"].loss
-    for run in ("pt", "ms"):
-        label, colour = STYLE[run]
-        right.semilogy(steps, _positive(per_step(curves[run].loss, judge)), ".", ms=3, color=colour,
-                       label=f"{label} vs float64")
-    right.semilogy(steps, _positive(per_step(curves["ms"].loss, curves["pt"].loss)), "-", lw=0.8, color="grey",
-                   alpha=0.7, label="MindSpore vs PyTorch")
-    right.set(xlabel="step", ylabel="|loss - reference| / |reference|", title="deviation per step (log)")
-    right.legend()
+    if pairs:
+        right = axes[0][1]
+        for run, ref, label, style in pairs:
+            colour = "grey" if ref == "pt" else STYLE[run][1]
+            kw = {"ms": 3} if style == "." else {"lw": 0.8, "alpha": 0.7}
+            right.semilogy(steps, _positive(per_step(curves[run].loss, curves[ref].loss)), style, color=colour,
+                           label=label, **kw)
+        right.set(xlabel="step", ylabel="|loss - reference| / |reference|", title="deviation per step (log)")
+        right.legend()
     tmp = temp_beside(path)
     try:
         fig.savefig(tmp, dpi=90, format="png")

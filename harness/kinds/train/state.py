@@ -1,12 +1,16 @@
 """The weights a training case starts from, and its batches, in numpy: the same arrays go to every run.
 
-- a seeded preset: harness.core.seeded_init.init_state(cfg, seed) (as `python -m harness init`);
-- the real MiniLM: its checkpoint;
-- a grown model: the growth case's plan, compiled to recipes and executed in numpy
-  (execute_recipes_numpy, bit-identical to both frameworks' expanders: the growth kind's param rows);
-then, for BERT, the masked-LM head where the source had none (harness.core.lm_head.with_lm_head).
+- a seeded preset: harness.core.seeded_init.init_state(cfg, seed) (as `python -m harness init`; BERT
+  with the masked-LM head, drawn after the encoder from the same generator, as `init --head mlm`);
+- the real MiniLM: its checkpoint, with a masked-LM head drawn from the seed (harness.core.lm_head:
+  it has none; its pooler is dropped), which the case's setup row says;
+- a grown model: the growth case's plan, built for the models with the head (the head grows with
+  the model) and executed in numpy (execute_recipes_numpy, bit-identical to both frameworks'
+  expanders: the growth kind's param rows and tests/test_expand.py), on its seeded or real source.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -17,13 +21,18 @@ from harness.kinds.train.cases import TrainCase
 from harness.suite.corpus import english_ids
 
 
-def _source_state(cfg, source: str, seed: int) -> dict[str, np.ndarray]:
-    if source == "minilm":
-        from harness.core.formats.checkpoint import load_checkpoint
-        from harness.suite.tokenizer import minilm_dir
-        _, state = load_checkpoint(minilm_dir(), cfg)
-        return state
-    return init_state(cfg, seed)
+def _source_state(cfg, weights: str, seed: int) -> tuple[dict[str, np.ndarray], str]:
+    """(state of cfg, a note): seeded, or MiniLM's checkpoint (with a seeded head where cfg has one)."""
+    if weights != "minilm":
+        return init_state(cfg, seed), f"seeded (seed {seed})"
+    from harness.core.formats.checkpoint import load_checkpoint
+    from harness.core.lm_head import add_mlm_head
+    from harness.suite.tokenizer import minilm_dir
+    _, state = load_checkpoint(minilm_dir(), dataclasses.replace(cfg, head="none"))
+    if cfg.head == "none":
+        return state, "MiniLM's checkpoint"
+    state, note = add_mlm_head(state, cfg, seed)
+    return state, f"MiniLM's checkpoint; {note}"
 
 
 def initial_state(case: TrainCase) -> tuple[dict[str, np.ndarray], str]:
@@ -34,18 +43,15 @@ def initial_state(case: TrainCase) -> tuple[dict[str, np.ndarray], str]:
         from harness.core.reference import execute_recipes_numpy
         from harness.kinds.growth.cases import load_cases
         growth = next(c for c in load_cases() if c.id == case.model)
-        plan = build_plan(growth.src_cfg, growth.dst_cfg, growth.method, growth.sampling, growth.seed)
-        source = _source_state(growth.src_cfg, growth.weights, growth.seed)
+        src_cfg = dataclasses.replace(growth.src_cfg, head=case.cfg.head)
+        plan = build_plan(src_cfg, case.cfg, growth.method, growth.sampling, growth.seed)
+        source, how = _source_state(src_cfg, growth.weights, growth.seed)
         state = execute_recipes_numpy(compile_recipes(plan), source)
-        note = f"grown by growth case {growth.id} (numpy plan, {growth.method}, {growth.sampling})"
+        note = f"grown by growth case {growth.id} (numpy plan, {growth.method}, {growth.sampling}) from {how}"
+        if case.cfg.head == "mlm":
+            note += "; the masked-LM head grown with the model"
     else:
-        state = _source_state(case.cfg, case.weights, case.seed)
-        note = "MiniLM's checkpoint" if case.weights == "minilm" else f"seeded (seed {case.seed})"
-    missing = [n for n in param_shapes(case.cfg) if n not in state]
-    if missing:
-        from harness.core.lm_head import seeded_lm_head
-        state.update(seeded_lm_head(case.cfg, case.seed))
-        note += f"; masked-LM head seeded (seed {case.seed}): the source has none"
+        state, note = _source_state(case.cfg, case.weights, case.seed)
     return {n: np.ascontiguousarray(state[n], dtype=np.float32) for n in param_shapes(case.cfg)}, note
 
 
