@@ -149,8 +149,7 @@ def test_quick_study_writes_curves_table_and_plots(quick):
     with open(out / "curves.csv") as f:
         rows = list(csv.DictReader(f))
     runs = {(r["family"], r["arm"], r["seed"], r["framework"], r["lr"]) for r in rows}
-    ran = [f for f in cfg.families if f == "gpt2" or _bert_trains()]
-    for family in ran:
+    for family in cfg.families:
         for arm in ("fpi_paper", "fpi_balanced", "aki", "depth", "lossless"):
             seeds = {s for (fam, a, s, fw, _) in runs if fam == family and a == arm and fw == "pt"}
             assert seeds == {str(s) for s in cfg.seeds}, (family, arm)
@@ -161,18 +160,16 @@ def test_quick_study_writes_curves_table_and_plots(quick):
     assert all(r["val_loss"] and r["train_loss"] for r in last)
     assert float(last[0]["flops"]) == cfg.steps * flops_per_step(preset("gpt2", "study_q_tgt"), cfg.batch, cfg.length)
     summary = (out / "summary.md").read_text()
-    for title in ("FPI, paper sampling", "FPI, balanced (exact)", "AKI", "depth-only stacking", "lossless"):
-        line = next(x for x in summary.splitlines() if x.startswith(f"| {title} |"))
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        assert cells[1] == str(len(cfg.seeds))
-        assert cells[5].endswith("%") or cells[5] == "-" and cells[3] == "not reached", line   # a saving, or why not
+    for family in cfg.families:   # each family's section holds a row per arm
+        section = summary.split(f"## {family.upper()} ")[1].split("\n## ")[0]
+        for title in ("FPI, paper sampling", "FPI, balanced (exact)", "AKI", "depth-only stacking", "lossless"):
+            line = next(x for x in section.splitlines() if x.startswith(f"| {title} |"))
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            assert cells[1] == str(len(cfg.seeds))
+            assert cells[5].endswith("%") or cells[5] == "-" and cells[3] == "not reached", line   # a saving, or why
+    assert "Not run" not in summary
     assert "| study_gpt2_fpi_paper | worst.relative |" in summary and "| fail |" not in summary
     assert "bert2BERT" in summary and "6 N" in summary
-
-
-def _bert_trains() -> bool:
-    from harness.study.config import has_lm_head
-    return has_lm_head(preset("bert", "study_q_tgt"))
 
 
 def test_quick_study_reads_finished_runs_back(quick):
@@ -182,6 +179,21 @@ def test_quick_study_reads_finished_runs_back(quick):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "(cached)" in again.stderr
     assert "0 computed now" in (out / "summary.md").read_text()
+
+
+def test_cached_only_lists_the_runs_it_lacks(quick, tmp_path):
+    out, first = quick
+    assert first.returncode == 0
+    partial = tmp_path / "partial"
+    (partial / "runs").mkdir(parents=True)
+    for path in (out / "runs").glob("gpt2_*"):   # every GPT-2 run but the lossless arm's
+        if "_lossless_" not in path.name:
+            (partial / "runs" / path.name).write_bytes(path.read_bytes())
+    done = _study(partial, "--families", "gpt2", "--cached-only")
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = (partial / "summary.md").read_text()
+    assert "**Not run** (3 runs" in summary and "lossless seed 0 (pt" in summary
+    assert "| lossless |" not in summary and "| FPI, paper sampling | 3 |" in summary
 
 
 # -- MindSpore's curve against PyTorch's: the gate and a planted fault ---------------------------

@@ -28,6 +28,8 @@ def add_parser(sub) -> None:
     p.add_argument("--families", help="comma-separated subset of the profile's families, e.g. gpt2")
     p.add_argument("--out", type=Path, help="report folder (default reports/study, or $PARITY_REPORTS/study)")
     p.add_argument("--fresh", action="store_true", help="redo every run (ignore <out>/runs/)")
+    p.add_argument("--cached-only", action="store_true",
+                   help="train nothing: write the reports from the runs <out>/runs/ holds, listing the ones it lacks")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads per framework (default 1: on a shared 2-core machine two threads measured "
                    "5x slower per step, spinning on oversubscribed cores)")
@@ -90,6 +92,8 @@ def run(args) -> int:
     from harness.study.output import write_outputs
     from harness.study.study import run_study
 
+    if args.fresh and args.cached_only:
+        raise BadInput("--fresh and --cached-only contradict each other", "pass one of them")
     if args.threads < 1:
         raise BadInput(f"--threads must be >= 1, got {args.threads}", "use e.g. --threads 1")
     profile = args.profile or ("quick" if args.quick else "full")
@@ -114,7 +118,7 @@ def run(args) -> int:
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
         reporter = RichReporter(console, progress)
         progress.update(reporter.overall, loss="")
-        results = run_study(cfg, out / "runs", reporter, fresh=args.fresh)
+        results = run_study(cfg, out / "runs", reporter, fresh=args.fresh, cached_only=args.cached_only)
     written, failed = write_outputs(cfg, results, out, time.perf_counter() - start, " ".join(sys.argv[1:]))
     for path in written:
         print(path)

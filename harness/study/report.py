@@ -85,6 +85,8 @@ def _arm_cells(row, baseline, n_seeds: int) -> list[str]:
 
 def family_section(fam: FamilyResult, summary: FamilySummary | None, batch: int, length: int) -> str:
     lines = [f"## {fam.family.upper()} ({'masked LM' if fam.family == 'bert' else 'causal LM'})", ""]
+    if summary is None or "target" not in fam.configs or fam.tuned_lr is None:
+        return "\n".join(lines + ["**Not run**: " + ("; ".join(fam.missing) or "no run finished"), ""])
     t = fam.configs["target"]
     lines.append(f"Target: {t.layers} layers x {t.hidden} (heads {t.heads}, FFN {t.ffn}, vocabulary {t.vocab}); "
                  f"{flops_params(t):,} parameters multiplied per token, {flops_per_step(t, batch, length) / 1e9:.2f} "
@@ -120,6 +122,9 @@ def family_section(fam: FamilyResult, summary: FamilySummary | None, batch: int,
         lines.append(f"| {ARM_TITLES.get(row.arm, row.arm)} | {row.seeds} | {_pm(*row.final, '.4f')} | "
                      + " | ".join(cells) + " |")
     lines += [f"- {n}" for n in fam.notes]
+    if fam.missing:
+        lines += ["", f"**Not run** ({len(fam.missing)} runs of the profile; the reports were assembled with "
+                      "--cached-only from the finished runs): " + "; ".join(fam.missing) + "."]
     lines.append("")
     return "\n".join(lines)
 

@@ -126,11 +126,13 @@ def _save(result: RunResult, folder: Path) -> None:
 
 
 def train(spec: RunSpec, state: Callable[[], dict[str, np.ndarray]], data: list[Batch], validation: list[Batch],
-          folder: Path, *, fresh: bool = False, on_step: Callable[[int, float], None] | None = None) -> RunResult:
-    """Run `spec` from state() (called only when the run is not cached), or read it from `folder`."""
+          folder: Path, *, fresh: bool = False, on_step: Callable[[int, float], None] | None = None,
+          cached_only: bool = False) -> RunResult | None:
+    """Run `spec` from state() (called only when the run is not cached), or read it from `folder`;
+    cached_only: never train, None where the run is not in `folder`."""
     if not fresh:
         got = _cached(spec, folder)
-        if got is not None:
+        if got is not None or cached_only:
             return got
     at = set(eval_steps(spec))
     vals: dict[int, float] = {}

@@ -38,6 +38,7 @@ class FamilyResult:
     tuned_lr: float | None = None
     configs: dict = dataclasses.field(default_factory=dict)   # role -> ModelConfig (target, source, ...)
     run_configs: dict = dataclasses.field(default_factory=dict)   # run key -> the ModelConfig it trained
+    missing: list[str] = dataclasses.field(default_factory=list)  # runs of the profile not run (--cached-only)
     notes: list[str] = dataclasses.field(default_factory=list)
 
     def select(self, arm: str, framework: str = "pt", lr: float | None = None) -> list[RunResult]:
@@ -65,9 +66,9 @@ def planned_runs(cfg: StudyConfig) -> int:
 
 class _Family:
     def __init__(self, cfg: StudyConfig, family: str, folder: Path, reporter: Reporter, fresh: bool,
-                 hooks: TrainHooks | None, ms_mode: str = "jit"):
+                 hooks: TrainHooks | None, ms_mode: str = "jit", cached_only: bool = False):
         self.cfg, self.family, self.folder, self.reporter, self.fresh = cfg, family, folder, reporter, fresh
-        self.hooks, self.ms_mode = hooks, ms_mode
+        self.hooks, self.ms_mode, self.cached_only = hooks, ms_mode, cached_only
         self.models = cfg.models[family]
         self.out = FamilyResult(family)
 
@@ -80,7 +81,7 @@ class _Family:
                             length=self.cfg.length, seed=seed, vocab=vocab)
 
     def run(self, arm, seed, cfg_model, lr, state, *, origin="seed", framework="pt", steps=None, data_seed=None,
-            tokenizer="austen", keep=False, stop=None) -> RunResult:
+            tokenizer="austen", keep=False, stop=None) -> RunResult | None:
         steps = steps or self.cfg.steps
         setup = self.setup(lr, steps)
         if self.hooks is not None and self.hooks.setup is not None:   # a planted fault (tests)
@@ -92,21 +93,31 @@ class _Family:
                        ms_mode=self.ms_mode if framework == "ms" else "jit")
         data = self.batches(tokenizer, "train", seed if data_seed is None else data_seed, steps, cfg_model.vocab)
         validation = self.batches(tokenizer, "validation", VALIDATION_SEED, self.cfg.eval_batches, cfg_model.vocab)
+        if self.cached_only and not (self.folder / f"{spec.key}.json").is_file():
+            self.out.missing.append(f"{arm} seed {seed} ({framework}, lr {lr:g})")
+            return None
         on_step = self.reporter.start(spec)
-        result = train(spec, state, data, validation, self.folder, fresh=self.fresh, on_step=on_step)
+        result = train(spec, state, data, validation, self.folder, fresh=self.fresh, on_step=on_step,
+                       cached_only=self.cached_only)
+        if result is None:   # cached_only, and the cache file went missing meanwhile
+            return None
         self.reporter.done(spec, result)
         self.out.runs.append(result)
         self.out.run_configs[result.key] = cfg_model
         return result
 
-    def scratch(self) -> None:
+    def scratch(self) -> bool:
         target, first = self.models.target, self.cfg.seeds[0]
         sweep = [self.run("scratch", first, target, lr, lambda: arms.scratch_state(target, first))
                  for lr in self.cfg.lrs]
+        sweep = [r for r in sweep if r is not None]
+        if not sweep:
+            return False
         best = min(sweep, key=lambda r: (not np.isfinite(r.val_loss[-1]), r.val_loss[-1]))
         self.out.tuned_lr = best.lr
         for seed in self.cfg.seeds[1:]:
             self.run("scratch", seed, target, best.lr, lambda seed=seed: arms.scratch_state(target, seed))
+        return True
 
     def source(self, role: str) -> RunResult:
         cfg_model = getattr(self.models, role)
@@ -128,11 +139,13 @@ class _Family:
             if role not in sources:
                 sources[role] = self.source(role)
             source = sources[role]
+            if source is None:
+                continue
             for seed in self.cfg.seeds:
                 self.run(arm, seed, grown_cfg, self.out.tuned_lr,
                          lambda seed=seed, source=source, src_cfg=src_cfg, arm=arm:
                          arms.grown_state(arm, src_cfg, source.weights, target, seed), origin=source.key)
-        self.out.configs.update({role: getattr(self.models, role) for role in sources})
+        self.out.configs.update({role: getattr(self.models, role) for role, r in sources.items() if r is not None})
         return sources
 
     def minilm(self) -> None:
@@ -166,17 +179,21 @@ class _Family:
 
 
 def run_study(cfg: StudyConfig, folder: Path, reporter: Reporter, *, fresh: bool = False,
-              hooks: TrainHooks | None = None, ms_mode: str = "jit") -> dict[str, FamilyResult]:
+              hooks: TrainHooks | None = None, ms_mode: str = "jit", cached_only: bool = False
+              ) -> dict[str, FamilyResult]:
     """Every run of the profile (cached runs read back from `folder`); per family, its results.
     hooks.setup(framework, TrainSetup): a planted fault's seam (tests); ms_mode "pynative" spares the
-    tests MindSpore's compile time (the study itself runs jit)."""
+    tests MindSpore's compile time (the study itself runs jit). cached_only: train nothing, report what
+    `folder` holds (the runs it lacks are listed in each family's `missing`)."""
     reporter.planned(planned_runs(cfg))
     out = {}
     for family in cfg.families:
-        fam = _Family(cfg, family, folder, reporter, fresh, hooks, ms_mode)
+        fam = _Family(cfg, family, folder, reporter, fresh, hooks, ms_mode, cached_only)
         fam.out.configs["target"] = fam.models.target
-        fam.scratch()
-        sources = fam.grown()
+        if not fam.scratch():
+            out[family] = fam.out
+            continue
+        sources = {k: v for k, v in fam.grown().items() if v is not None}
         if family == "bert":
             fam.minilm()
         fam.mindspore(sources)
