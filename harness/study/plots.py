@@ -35,7 +35,8 @@ def _panels(results: dict[str, FamilyResult]):
 
 def _band(ax, x, runs, colour, label, ls="-"):
     vals = np.asarray([r.val_loss for r in runs])
-    ax.plot(x, vals.mean(axis=0), color=colour, ls=ls, lw=1.6, label=f"{label} ({len(runs)} seeds)")
+    seeds = f"{len(runs)} seed" + ("" if len(runs) == 1 else "s")
+    ax.plot(x, vals.mean(axis=0), color=colour, ls=ls, lw=1.6, label=f"{label} ({seeds})")
     if len(runs) > 1:
         ax.fill_between(x, vals.min(axis=0), vals.max(axis=0), color=colour, alpha=0.15, lw=0)
 

@@ -139,7 +139,8 @@ class _Family:
             if role not in sources:
                 sources[role] = self.source(role)
             source = sources[role]
-            if source is None:
+            if source is None:   # cached_only: the source is missing, so is every run grown from it
+                self.out.missing += [f"{arm} seed {seed} (pt; its source was not run)" for seed in self.cfg.seeds]
                 continue
             for seed in self.cfg.seeds:
                 self.run(arm, seed, grown_cfg, self.out.tuned_lr,
