@@ -14,6 +14,7 @@ from harness.core.config import ModelConfig, load_presets, read_toml
 from harness.core.errors import BadInput
 from harness.core.lm_head import with_mlm_head
 from harness.core.paths import CASES_DIR
+from harness.kinds.train.cases import MS_MODES
 
 STUDY_TOML = CASES_DIR / "study.toml"
 FAMILIES = ("gpt2", "bert")
@@ -23,7 +24,7 @@ MS_ARMS = ("scratch", "fpi_paper", "fpi_balanced")
 
 _KEYS = {"batch": int, "length": int, "steps": int, "source_steps": int, "warmup": int, "eval_every": int,
          "eval_batches": int, "seeds": list, "lrs": list, "source_lr": float, "ms_steps": int, "ms_arms": list,
-         "arms": list, "families": list, "weight_decay": float, "clip": float, "minilm_steps": int}
+         "arms": list, "families": list, "weight_decay": float, "clip": float, "minilm_steps": int, "ms_mode": str}
 _FAMILY_KEYS = {"source": True, "source_deep": True, "target": True, "minilm_target": False}
 
 
@@ -57,6 +58,7 @@ class StudyConfig:
     weight_decay: float = 0.01
     clip: float = 1.0
     minilm_steps: int = 0      # steps of the MiniLM arms (0: the profile's steps)
+    ms_mode: str = "jit"       # MindSpore's step compiled (the study's), or "pynative" (the quick profile)
 
     def to_json(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("models", "path")}
@@ -146,8 +148,11 @@ def load_study(path: Path = STUDY_TOML, profile: str = "full") -> StudyConfig:
     arms = _choices(table.get("arms", list(ARMS)), where, "arms", ARMS)
     if "scratch" not in arms:
         raise BadInput(f"{where}: key 'arms' must hold 'scratch'", "every saving is measured against scratch")
+    ms_mode = table.get("ms_mode", "jit")
+    if ms_mode not in MS_MODES:
+        raise BadInput(f"{where}: key 'ms_mode': unknown mode {ms_mode!r}", f"use one of: {', '.join(MS_MODES)}")
     return StudyConfig(
-        profile=profile, path=path, warmup=warmup, seeds=tuple(seeds), lrs=lrs,
+        profile=profile, ms_mode=ms_mode, path=path, warmup=warmup, seeds=tuple(seeds), lrs=lrs,
         source_lr=float(_number(table["source_lr"], where, "source_lr")),
         ms_arms=_choices(table.get("ms_arms", list(MS_ARMS)), where, "ms_arms", MS_ARMS),
         arms=arms, families=families, models=models,

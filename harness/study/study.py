@@ -180,16 +180,16 @@ class _Family:
 
 
 def run_study(cfg: StudyConfig, folder: Path, reporter: Reporter, *, fresh: bool = False,
-              hooks: TrainHooks | None = None, ms_mode: str = "jit", cached_only: bool = False
+              hooks: TrainHooks | None = None, ms_mode: str | None = None, cached_only: bool = False
               ) -> dict[str, FamilyResult]:
     """Every run of the profile (cached runs read back from `folder`); per family, its results.
-    hooks.setup(framework, TrainSetup): a planted fault's seam (tests); ms_mode "pynative" spares the
-    tests MindSpore's compile time (the study itself runs jit). cached_only: train nothing, report what
-    `folder` holds (the runs it lacks are listed in each family's `missing`)."""
+    hooks.setup(framework, TrainSetup): a planted fault's seam (tests); ms_mode: the profile's unless given
+    ("pynative" spares the tests MindSpore's compile time; the full study runs jit). cached_only: train
+    nothing, report what `folder` holds (the runs it lacks are listed in each family's `missing`)."""
     reporter.planned(planned_runs(cfg))
     out = {}
     for family in cfg.families:
-        fam = _Family(cfg, family, folder, reporter, fresh, hooks, ms_mode, cached_only)
+        fam = _Family(cfg, family, folder, reporter, fresh, hooks, ms_mode or cfg.ms_mode, cached_only)
         fam.out.configs["target"] = fam.models.target
         if not fam.scratch():
             out[family] = fam.out
