@@ -168,7 +168,7 @@ def test_quick_study_writes_curves_table_and_plots(quick):
             assert cells[1] == str(len(cfg.seeds))
             assert cells[5].endswith("%") or cells[5] == "-" and cells[3] == "not reached", line   # a saving, or why
     assert "Not run" not in summary
-    assert "| study_gpt2_fpi_paper | worst.relative |" in summary and "| fail |" not in summary
+    assert "| study_quick_gpt2_fpi_paper | worst.relative |" in summary and "| fail |" not in summary
     assert "bert2BERT" in summary and "6 N" in summary
 
 
@@ -202,7 +202,7 @@ def _one_arm(tmp_path, hooks=None):
     fam = results["gpt2"]
     ms = fam.select("scratch", framework="ms")[0]
     pt = fam.select("scratch", framework="pt")[0]
-    return {r.metric: r for r in parity_rows(ms, pt, load_tolerances())}
+    return {r.metric: r for r in parity_rows(ms, pt, load_tolerances(), "quick")}
 
 
 def test_planted_fault_a_different_lr_on_the_mindspore_side_fails(tmp_path):
@@ -217,5 +217,5 @@ def test_planted_fault_a_different_lr_on_the_mindspore_side_fails(tmp_path):
 def test_a_mindspore_run_without_its_pytorch_twin_is_a_failed_row():
     ms = RunResult(key="k", family="gpt2", arm="scratch", seed=0, framework="ms", lr=1e-3, steps=2,
                    train_loss=np.ones(2), lrs=np.ones(2), eval_steps=np.array([0, 2]), val_loss=np.ones(2), seconds=0)
-    (r,) = parity_rows(ms, None, load_tolerances())
+    (r,) = parity_rows(ms, None, load_tolerances(), "quick")
     assert r.status == "fail" and "no PyTorch run" in r.detail

@@ -14,7 +14,7 @@ from harness.study.study import FamilyResult
 from harness.suite.corpus import STUDY_SPLITS
 
 
-def _parity(results: dict[str, FamilyResult]):
+def _parity(results: dict[str, FamilyResult], profile: str):
     from harness.kinds.registry import load_tolerances
     tol = load_tolerances()
     rows = []
@@ -22,7 +22,7 @@ def _parity(results: dict[str, FamilyResult]):
         for ms in [r for r in fam.runs if r.framework == "ms"]:
             twins = [r for r in fam.runs if r.framework == "pt" and r.arm == ms.arm and r.seed == ms.seed
                      and r.lr == ms.lr]
-            rows += parity_rows(ms, twins[0] if twins else None, tol)
+            rows += parity_rows(ms, twins[0] if twins else None, tol, profile)
     return rows
 
 
@@ -59,7 +59,7 @@ def _head(cfg: StudyConfig, results: dict[str, FamilyResult], wall: float, argv:
 def write_outputs(cfg: StudyConfig, results: dict[str, FamilyResult], out: Path, wall: float,
                   argv: str) -> tuple[list[Path], bool]:
     summaries = {f: summarize(fam, cfg.batch, cfg.length) for f, fam in results.items()}
-    rows = _parity(results)
+    rows = _parity(results, cfg.profile)
     sections = [family_section(fam, summaries.get(f), cfg.batch, cfg.length) for f, fam in results.items()]
     paths = [write_curves(results, out / "curves.csv", cfg.batch, cfg.length),
              write_summary(out / "summary.md", _head(cfg, results, wall, argv), sections, parity_section(rows)),

@@ -1,5 +1,6 @@
 """MindSpore's curves against PyTorch's, one set of rows per arm MindSpore ran (case id
-study_<family>_<arm>): the same arm, seed, weights, batches and lr, MindSpore for its first ms_steps.
+study_<profile>_<family>_<arm>, so a limit can be set per profile): the same arm, seed, weights, batches
+and lr, MindSpore for its first ms_steps.
 
 Rows (quantity train_loss, the train kind's metrics, limits from cases/tolerances.toml):
 - first.relative: |MS - PT| / |PT| of the training loss at step 1;
@@ -17,12 +18,12 @@ from harness.suite.rows import Row, limited, row
 from harness.suite.tolerances import Tolerances
 
 
-def case_id(family: str, arm: str) -> str:
-    return f"study_{family}_{arm}"
+def case_id(profile: str, family: str, arm: str) -> str:
+    return f"study_{profile}_{family}_{arm}"
 
 
-def parity_rows(ms: RunResult, pt: RunResult | None, tol: Tolerances) -> list[Row]:
-    cid = case_id(ms.family, ms.arm)
+def parity_rows(ms: RunResult, pt: RunResult | None, tol: Tolerances, profile: str) -> list[Row]:
+    cid = case_id(profile, ms.family, ms.arm)
     if pt is None:
         return [row(cid, "train_loss", "worst.relative", float("nan"), 0.0,
                     f"no PyTorch run of {ms.arm} seed {ms.seed} lr {ms.lr:g} to compare with", status="fail")]
