@@ -6,9 +6,10 @@ A byte-pair-encoding model (Hugging Face `tokenizers`), uncased and split on whi
 punctuation as BERT's WordPiece is (BertNormalizer, BertPreTokenizer), with BERT's special-token
 layout so that the ids mean what they mean in every BERT vocabulary: [PAD] 0, [unused0..98] 1-99,
 [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103 (harness.core.batches.MASK_ID). Why not MiniLM's
-30522-token WordPiece: at the study's sizes (hidden 256) its embedding and output layer would be
-7.8M of the target's 11M parameters and most of a CPU step; 4096 keeps the layers the bulk of the
-compute. The validation novel (Persuasion) is not read. Deterministic: the same files give the same
+30522-token WordPiece: at the study's target (4 x 128) its embedding, tied to the output layer, would
+be 3.9M of the model's 4.7M parameters, and the output projection 3.6x the multiplies of every layer
+together (a step ~3.5x slower); with 4096 the model is 1.3M parameters, the output projection 40% of
+its per-token multiplies. The validation novel (Persuasion) is not read. Deterministic: the same files give the same
 tokenizer.json (tests/test_study.py checks the committed one against a retrain).
 """
 from __future__ import annotations
