@@ -7,8 +7,8 @@ punctuation as BERT's WordPiece is (BertNormalizer, BertPreTokenizer), with BERT
 layout so that the ids mean what they mean in every BERT vocabulary: [PAD] 0, [unused0..98] 1-99,
 [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103 (harness.core.batches.MASK_ID). Why not MiniLM's
 30522-token WordPiece: at the study's target (4 x 128) its embedding, tied to the output layer, would
-be 3.9M of the model's 4.7M parameters, and the output projection 3.6x the multiplies of every layer
-together (a step ~3.5x slower); with 4096 the model is 1.3M parameters, the output projection 40% of
+be 3.9M of the model's 4.7M parameters, and the output projection ~5x the multiplies of all the layers
+together (a step 3.6x the FLOPs); with 4096 the model is 1.3M parameters, the output projection 40% of
 its per-token multiplies. The validation novel (Persuasion) is not read. Deterministic: the same files give the same
 tokenizer.json (tests/test_study.py checks the committed one against a retrain).
 """
