@@ -62,6 +62,8 @@ def _flops(x: float | None) -> str:
     """FLOPs in PF, TF or GF, three significant digits."""
     if x is None or math.isnan(x):
         return "-"
+    if x == 0:
+        return "0"
     for scale, unit in ((1e15, "PF"), (1e12, "TF"), (1e9, "GF")):
         if abs(x) >= scale:
             return f"{x / scale:.3g} {unit}"
