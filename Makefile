@@ -49,7 +49,7 @@ bench: $(STAMP)
 	$(PY) tools/bench_train.py --family gpt2 --preset base --batch 8 --length 128 --modes pt,ms_jit
 
 # The growth study (issue 16): grown vs scratch continued pre-training, both families, both frameworks
-# (cases/study.toml [profile.full], ~45 min on 2 cores): reports/study/{curves.csv,summary.md,loss_vs_*.png}.
+# (cases/study.toml [profile.full], 52 runs, ~95 min run after run on a quiet 2-core machine): reports/study/{curves.csv,summary.md,loss_vs_*.png}.
 # Finished runs are kept in reports/study/runs/ (an interrupted study resumes); FRESH=1 redoes them.
 study: $(STAMP)
 	$(PY) -m harness study --config cases/study.toml $(if $(FRESH),--fresh)

@@ -55,6 +55,7 @@ class Reporter:
 
 
 def planned_runs(cfg: StudyConfig) -> int:
+    """The runs the profile asks for (the progress bar's total; a cached run counts as one)."""
     per = len(cfg.lrs) + len(cfg.seeds) - 1
     grown = [a for a in cfg.arms if a in GROWN_ARMS]
     per += 2 + len(grown) * len(cfg.seeds) + len([a for a in cfg.ms_arms if a == "scratch" or a in cfg.arms])
