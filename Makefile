@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 export GLOG_v := 3
 
-.PHONY: setup test parity bench bench-scale check-mirror lint clean
+.PHONY: setup test parity bench bench-scale study check-mirror lint clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,12 @@ bench: $(STAMP)
 # Writes about 150 GB over the run but holds at most one step's source and target (~33 GB at 6.7B).
 bench-scale: $(STAMP)
 	$(PY) tools/bench_scale.py $(SCALE_ARGS)
+
+# The growth study (issue 16): grown vs scratch continued pre-training, both families, both frameworks
+# (cases/study.toml [profile.full], 52 runs, ~95 min run after run on a quiet 2-core machine): reports/study/{curves.csv,summary.md,loss_vs_*.png}.
+# Finished runs are kept in reports/study/runs/ (an interrupted study resumes); FRESH=1 redoes them.
+study: $(STAMP)
+	$(PY) -m harness study --config cases/study.toml $(if $(FRESH),--fresh)
 
 clean:
 	rm -rf reports rank_0 .pytest_cache

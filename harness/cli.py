@@ -1,4 +1,4 @@
-"""Command line: `python -m harness {init,expand,infer,compare,convert,train} ...`.
+"""Command line: `python -m harness {init,expand,infer,compare,convert,train,study} ...`.
 
 Exit codes: 0 ok, 1 checks failed (compare: a tensor over its limit, names or shapes that
 differ, an unmapped tensor, a tied copy that differs; make test / make parity: pytest's),
@@ -70,10 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     inf.add_argument("--framework", default="pt", help="pt | ms (default pt)")
     inf.add_argument("--tokenizer", type=Path, help="tokenizer.json (default: the checkpoint's own, else MiniLM's)")
 
-    from harness.commands import compare, convert, train
+    from harness.commands import compare, convert, study, train
     compare.add_parser(sub)
     convert.add_parser(sub)
     train.add_parser(sub)
+    study.add_parser(sub)
     return p
 
 
@@ -344,9 +345,9 @@ def _output(args):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from harness.commands import compare, convert, train
-    handler = {"init": cmd_init, "expand": cmd_expand, "infer": cmd_infer,
-               "compare": compare.run, "convert": convert.run, "train": train.run}[args.command]
+    from harness.commands import compare, convert, study, train
+    handler = {"init": cmd_init, "expand": cmd_expand, "infer": cmd_infer, "compare": compare.run,
+               "convert": convert.run, "train": train.run, "study": study.run}[args.command]
     previous = interrupts.install()   # signals held (recorded) outside the command's own work
     try:
         with interrupts.released(), _output(args):

@@ -74,6 +74,7 @@ class Trainer:
     def __init__(self, model, setup, lrs, compiled=False):
         self.train_step = TrainStep(model, setup, lrs)
         self.run = ms.jit(self.train_step.construct) if compiled else self.train_step
+        self.loss = ms.jit(self.train_step.loss) if compiled else self.train_step.loss
 
     def step(self, input_ids, labels, weights):
         ids = Tensor(np.asarray(input_ids, dtype=np.int64))
@@ -81,6 +82,13 @@ class Trainer:
         w = Tensor(np.asarray(weights, dtype=np.float32))
         loss, norm, lr = self.run(ids, targets, w)
         return float(loss), float(norm), float(lr.reshape(-1)[0])
+
+    def evaluate(self, input_ids, labels, weights):
+        """The loss on one batch, no gradient and no step (validation)."""
+        ids = Tensor(np.asarray(input_ids, dtype=np.int64))
+        targets = Tensor(gather_index(labels, weights))
+        w = Tensor(np.asarray(weights, dtype=np.float32))
+        return float(self.loss(ids, targets, w))
 # mirror: end
 
 

@@ -87,6 +87,14 @@ class Trainer:
         self.optimizer.step(grads, lr)
         self.t += 1
         return float(loss.detach()), float(norm), float(lr)
+
+    def evaluate(self, input_ids, labels, weights):
+        """The loss on one batch, no gradient and no step (validation)."""
+        ids = _from_numpy(np.asarray(input_ids, dtype=np.int64))
+        targets = _from_numpy(gather_index(labels, weights))
+        w = torch.from_numpy(np.asarray(weights)).to(self.dtype)
+        with torch.no_grad():
+            return float(lm_loss(self.model(ids)[0], targets, w))
 # mirror: end
 
 

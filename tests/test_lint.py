@@ -38,13 +38,14 @@ def test_ruff_refuses_an_unused_import_under_the_projects_rules(tmp_path):
 
 def _layered_tree(root: Path, core_imports: str) -> None:
     """The project's packages as empty modules, harness.core.x importing `core_imports`."""
-    for package in ("harness", "harness/commands", "harness/kinds", "harness/suite", "harness/core",
-                    "models_pt", "models_ms"):
+    for package in ("harness", "harness/commands", "harness/study", "harness/kinds", "harness/suite",
+                    "harness/core", "models_pt", "models_ms"):
         (root / package).mkdir(parents=True, exist_ok=True)
         (root / package / "__init__.py").write_text("")
     (root / "harness" / "__main__.py").write_text("import harness.cli\n")
     (root / "harness" / "cli.py").write_text("import harness.commands\n")
-    (root / "harness" / "commands" / "x.py").write_text("import harness.kinds\n")
+    (root / "harness" / "commands" / "x.py").write_text("import harness.study\n")
+    (root / "harness" / "study" / "x.py").write_text("import harness.kinds\n")
     (root / "harness" / "kinds" / "x.py").write_text("import harness.suite\n")
     (root / "harness" / "suite" / "x.py").write_text("import models_pt\nimport models_ms\n")
     (root / "models_pt" / "x.py").write_text("import harness.core\n")

@@ -70,8 +70,12 @@ def _hooked(hook, *args):
 
 def train_run(run: str, cfg, state: dict[str, np.ndarray], data: list[Batch], setup: TrainSetup,
               keep: tuple[int, ...], ms_mode: str = "jit", hooks: TrainHooks | None = None,
-              on_step: Callable[[int, float], None] | None = None) -> Curve:
-    """N steps of one run (RUNS[run]) from `state`; parameters kept at the steps in `keep`."""
+              on_step: Callable[[int, float], None] | None = None, *,
+              probe: Callable[[int, object], None] | None = None, stop: int | None = None) -> Curve:
+    """N steps of one run (RUNS[run]) from `state`; parameters kept at the steps in `keep`.
+    probe(step, trainer), if given, runs before the first step (step 0) and after each step: the growth
+    study measures validation loss there (trainer.evaluate). stop: run only the first `stop` steps of the
+    schedule (the curve's arrays keep setup.steps entries; those past `stop` stay 0)."""
     hooks = hooks or TrainHooks()
     framework, dtype = RUNS[run]
     setup = _hooked(hooks.setup, run, setup) or setup
@@ -83,13 +87,17 @@ def train_run(run: str, cfg, state: dict[str, np.ndarray], data: list[Batch], se
     trainer = fw.train.Trainer(model, setup, lrs, compiled=ms_mode == "jit")
     n = setup.steps
     curve = Curve(run, setup, np.zeros(n), np.zeros(n), np.zeros(n), {}, np.zeros(n))
-    for t in range(n):
+    if probe is not None:
+        probe(0, trainer)
+    for t in range(n if stop is None else min(stop, n)):
         batch = _hooked(hooks.batch, run, t + 1, data[t]) or data[t]
         start = time.perf_counter()
         curve.loss[t], curve.norm[t], curve.lr[t] = trainer.step(batch.input_ids, batch.labels, batch.weights)
         curve.step_s[t] = time.perf_counter() - start
         if t + 1 in keep:
             curve.params[t + 1] = {k: v.copy() for k, v in fw.models.model_state(model).items()}
+        if probe is not None:
+            probe(t + 1, trainer)
         if on_step is not None:
             on_step(t + 1, curve.loss[t])
     del trainer, model
