@@ -20,7 +20,6 @@ from pathlib import Path
 
 from harness.core.errors import BadInput
 
-MS_MODES = ("jit", "pynative")
 TITLES = {"pt64": "PyTorch float64", "pt": "PyTorch", "ms": "MindSpore"}
 
 
@@ -51,7 +50,7 @@ def _raw():
 
 
 def _check_args(args) -> None:
-    from harness.core.vocab import FRAMEWORKS
+    from harness.core.vocab import FRAMEWORKS, MS_MODES
     if args.framework not in FRAMEWORKS + ("both",):
         raise BadInput(f"unknown framework {args.framework!r}", f"use one of: {', '.join(FRAMEWORKS + ('both',))}")
     if args.ms_mode not in MS_MODES:

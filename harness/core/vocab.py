@@ -12,3 +12,5 @@ DTYPES = {"fp32": "float32", "fp16": "float16"}   # as rows, cases and tolerance
 PARAM_DTYPES = (*DTYPES.values(), "float64")
 # where a case's source weights come from: drawn from the seed (as `init`), or real MiniLM's
 WEIGHTS = ("seed", "minilm")
+
+MS_MODES = ("jit", "pynative")   # MindSpore's training step: compiled by ms.jit, or eager (PyNative)

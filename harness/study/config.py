@@ -14,7 +14,7 @@ from harness.core.config import ModelConfig, load_presets, read_toml
 from harness.core.errors import BadInput
 from harness.core.lm_head import with_mlm_head
 from harness.core.paths import CASES_DIR
-from harness.kinds.train.cases import MS_MODES
+from harness.core.vocab import MS_MODES
 
 STUDY_TOML = CASES_DIR / "study.toml"
 FAMILIES = ("gpt2", "bert")

@@ -90,3 +90,17 @@ def number(row: dict, key: str, where: str, default: float, zero_ok: bool = Fals
         raise BadInput(f"{where}: key {key!r} must be a {'non-negative' if zero_ok else 'positive'} number, "
                        f"got {row[key]!r}", f"e.g. {key} = {default}")
     return value
+
+
+def check_step_keys(row: dict, where: str, steps: int) -> tuple[tuple[int, ...], str]:
+    """(checkpoints, ms_mode) of a multi-step row (train, distillation over N steps): the steps whose
+    parameters are compared, default [1, steps // 2], and MindSpore's mode, default "jit"."""
+    from harness.core.vocab import MS_MODES
+    checkpoints = row.get("checkpoints", [1, steps // 2])
+    if not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= steps for s in checkpoints):
+        raise BadInput(f"{where}: key 'checkpoints' {checkpoints!r} must hold steps in 1..{steps}",
+                       f"e.g. checkpoints = [1, {steps // 2}]")
+    ms_mode = row.get("ms_mode", "jit")
+    if ms_mode not in MS_MODES:
+        raise BadInput(f"{where}: key 'ms_mode': unknown mode {ms_mode!r}", f"use one of: {', '.join(MS_MODES)}")
+    return tuple(checkpoints), ms_mode

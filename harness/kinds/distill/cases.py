@@ -20,7 +20,7 @@ from harness.core.errors import BadInput
 from harness.core.optim import TrainSetup
 from harness.core.paths import CASES_DIR
 from harness.core.vocab import WEIGHTS
-from harness.suite.case_table import check_id_keys, check_keys, id_tail, load_case_table, number
+from harness.suite.case_table import check_id_keys, check_keys, check_step_keys, id_tail, load_case_table, number
 
 DISTILL_TOML = CASES_DIR / "distill.toml"
 DISTILL_STAGES = ("gd", "td")          # general distillation; task distillation (adds the prediction term)
@@ -34,7 +34,6 @@ _KEYS = {"stage": (str, True), "teacher": (str, True), "student": (str, True), "
          "steps": (int, False), "batch": (int, False), "length": (int, False), "warmup": (int, False),
          "clip": ((int, float), False), "checkpoints": (list, False), "ms_mode": (str, False)}
 _STEP_KEYS = ("batch", "length", "warmup", "clip", "checkpoints", "ms_mode")
-MS_MODES = ("jit", "pynative")   # MindSpore's multi-step step: compiled by ms.jit, or eager
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,15 +181,9 @@ def _steps(row: dict, where: str, student: ModelConfig) -> dict:
     warmup = row.get("warmup", max(1, steps // 10))
     if not 0 <= warmup <= steps:
         raise BadInput(f"{where}: key 'warmup' must be in 0..{steps} (steps)", f"e.g. warmup = {max(1, steps // 10)}")
-    checkpoints = row.get("checkpoints", [1, steps // 2])
-    if not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= steps for s in checkpoints):
-        raise BadInput(f"{where}: key 'checkpoints' {checkpoints!r} must hold steps in 1..{steps}",
-                       f"e.g. checkpoints = [1, {steps // 2}]")
-    ms_mode = row.get("ms_mode", "jit")
-    if ms_mode not in MS_MODES:
-        raise BadInput(f"{where}: key 'ms_mode': unknown mode {ms_mode!r}", f"use one of: {', '.join(MS_MODES)}")
+    checkpoints, ms_mode = check_step_keys(row, where, steps)
     return {"steps": steps, "batch": row.get("batch", 8), "length": length, "warmup": warmup,
-            "clip": number(row, "clip", where, 1.0, zero_ok=True), "checkpoints": tuple(checkpoints),
+            "clip": number(row, "clip", where, 1.0, zero_ok=True), "checkpoints": checkpoints,
             "ms_mode": ms_mode}
 
 

@@ -8,20 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.core.formats.atomic import commit, discard, temp_beside
+from harness.core.formats.checkpoint import atomic_path
 from harness.kinds.train.compare import per_step
-from harness.kinds.train.plots import STYLE, _positive
-
-
-def _save(fig, path: Path) -> Path:
-    tmp = temp_beside(path)
-    try:
-        fig.savefig(tmp, dpi=90, format="png")
-        commit(tmp, path)
-    except BaseException:
-        discard(tmp)
-        raise
-    return path
+from harness.kinds.train.plots import STYLE, positive
 
 
 def plot_case(case, curves: dict, path: Path) -> Path:
@@ -40,7 +29,7 @@ def plot_case(case, curves: dict, path: Path) -> Path:
         left.semilogy(steps, pt.terms[term], "-", color=colour, lw=width, label=term)
         every = max(1, steps.size // 25)
         left.semilogy(steps[::every], ms.terms[term][::every], "o", color=colour, ms=5, mfc="none")
-        right.semilogy(steps, _positive(per_step(ms.terms[term], pt.terms[term])), "o" if term == "total" else ".",
+        right.semilogy(steps, positive(per_step(ms.terms[term], pt.terms[term])), "o" if term == "total" else ".",
                        ms=4 if term == "total" else 3, mfc="none" if term == "total" else colour, color=colour,
                        label=term)
     left.set(xlabel="step", ylabel="loss term (log)",
@@ -48,15 +37,17 @@ def plot_case(case, curves: dict, path: Path) -> Path:
     left.legend(fontsize=7, ncol=2)
     for run in ("pt", "ms"):
         label, colour = STYLE[run]
-        middle.semilogy(steps, _positive(per_step(curves[run].loss, judge.loss)), ".", ms=3, color=colour,
+        middle.semilogy(steps, positive(per_step(curves[run].loss, judge.loss)), ".", ms=3, color=colour,
                         label=f"{label} vs float64")
-    middle.semilogy(steps, _positive(per_step(ms.loss, pt.loss)), "x", ms=3, color="grey",
+    middle.semilogy(steps, positive(per_step(ms.loss, pt.loss)), "x", ms=3, color="grey",
                     label="MindSpore vs PyTorch")
     middle.set(xlabel="step", ylabel="|total - reference| / |reference|", title="total loss: deviation per step")
     middle.legend(fontsize=8)
     right.set(xlabel="step", ylabel="|MS - PT| / |PT| (equal: not drawn)", title="each term: MindSpore vs PyTorch")
     right.legend(fontsize=7, ncol=2)
     try:
-        return _save(fig, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+        return path
     finally:
         plt.close(fig)

@@ -21,10 +21,9 @@ from harness.core.lm_head import with_mlm_head
 from harness.core.optim import TrainSetup
 from harness.core.paths import CASES_DIR
 from harness.core.vocab import WEIGHTS
-from harness.suite.case_table import check_id_keys, check_keys, id_tail, load_case_table, number
+from harness.suite.case_table import check_id_keys, check_keys, check_step_keys, id_tail, load_case_table, number
 
 TRAIN_TOML = CASES_DIR / "train.toml"
-MS_MODES = ("jit", "pynative")   # MindSpore's step: compiled by ms.jit, or eager
 
 _KEYS = {"family": (str, True), "model": (str, False), "grown": (str, False), "weights": (str, False),
          "steps": (int, True), "batch": (int, False), "length": (int, False), "lr": ((int, float), False),
@@ -127,16 +126,10 @@ def _check_row(row: object, where: str, presets: dict) -> TrainCase:
     if length + 1 > cfg.positions:
         raise BadInput(f"{where}: key 'length' {length} needs {length + 1} positions, the model has {cfg.positions}",
                        f"use length <= {cfg.positions - 1}")
-    checkpoints = row.get("checkpoints", [1, steps // 2])
-    if not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= steps for s in checkpoints):
-        raise BadInput(f"{where}: key 'checkpoints' {checkpoints!r} must hold steps in 1..{steps}",
-                       f"e.g. checkpoints = [1, {steps // 2}]")
-    ms_mode = row.get("ms_mode", "jit")
-    if ms_mode not in MS_MODES:
-        raise BadInput(f"{where}: key 'ms_mode': unknown mode {ms_mode!r}", f"use one of: {', '.join(MS_MODES)}")
+    checkpoints, ms_mode = check_step_keys(row, where, steps)
     marks, seed, suffix = check_id_keys(row, where)
     return TrainCase(family=row["family"], cfg=cfg, model=model, grown=grown, setup=setup,
-                     batch=_count(row, "batch", where, 8), length=length, checkpoints=tuple(checkpoints),
+                     batch=_count(row, "batch", where, 8), length=length, checkpoints=checkpoints,
                      weights=weights, ms_mode=ms_mode, seed=seed, marks=marks, suffix=suffix)
 
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.core.formats.atomic import commit, discard, temp_beside
+from harness.core.formats.checkpoint import atomic_path
 from harness.kinds.train.compare import per_step
 
 STYLE = {"pt": ("PyTorch float32", "tab:blue"), "ms": ("MindSpore float32", "tab:red"),
          "pt64": ("PyTorch float64 (judge)", "black")}
 
 
-def _positive(series: np.ndarray) -> np.ndarray:
+def positive(series: np.ndarray) -> np.ndarray:
     # an exact agreement (0) has no place on a log axis: left out, not drawn at an invented floor
     return np.where(series > 0, series, np.nan)
 
@@ -49,17 +49,13 @@ def plot_curves(title: str, curves: dict, path: Path) -> Path:
         for run, ref, label, style in pairs:
             colour = "grey" if ref == "pt" else STYLE[run][1]
             kw = {"ms": 3} if style == "." else {"lw": 0.8, "alpha": 0.7}
-            right.semilogy(steps, _positive(per_step(curves[run].loss, curves[ref].loss)), style, color=colour,
+            right.semilogy(steps, positive(per_step(curves[run].loss, curves[ref].loss)), style, color=colour,
                            label=label, **kw)
         right.set(xlabel="step", ylabel="|loss - reference| / |reference|", title="deviation per step (log)")
         right.legend()
-    tmp = temp_beside(path)
     try:
-        fig.savefig(tmp, dpi=90, format="png")
-        commit(tmp, path)
-    except BaseException:
-        discard(tmp)
-        raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
     finally:
         plt.close(fig)
     return path
