@@ -135,7 +135,7 @@ def _study(out: Path, *extra: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("study")
-    return out, _study(out)
+    return out, _study(out, "--jobs", "2")
 
 
 def test_quick_study_writes_curves_table_and_plots(quick):
@@ -171,6 +171,8 @@ def test_quick_study_writes_curves_table_and_plots(quick):
             assert re.match(r"-?[\d.]+ ± [\d.]+ %", cells[5]) or cells[5] == "-" and cells[3] == "not reached", line
     assert "Not run" not in summary
     assert "| study_quick_gpt2_fpi_paper | worst.relative |" in summary and "| fail |" not in summary
+    assert "| study_quick_gpt2_fpi_paper | loss.ms_dev |" in summary   # the float64 judge's row
+    assert "[gpt2] " in done.stderr and "[bert] " in done.stderr        # --jobs 2: a process per family
     assert "bert2BERT" in summary and "6 N" in summary
 
 
@@ -197,14 +199,21 @@ class _Quiet(Reporter):
         return None
 
 
-def _one_arm(tmp_path, hooks=None):
+def _arm_runs(tmp_path, hooks=None) -> tuple[RunResult, RunResult, RunResult]:
+    """GPT-2 scratch, 20 steps; MindSpore (PyNative) and PyTorch float64 its first 10: (ms, pt, pt64),
+    kept in tmp_path/runs (a second call reads them back)."""
     cfg = dataclasses.replace(load_study(profile="quick"), families=("gpt2",), arms=("scratch",), lrs=(1e-3,),
                               seeds=(0,), ms_arms=("scratch",), steps=20, ms_steps=10)
     results = run_study(cfg, tmp_path / "runs", _Quiet(), hooks=hooks, ms_mode="pynative")
     fam = results["gpt2"]
     ms = fam.select("scratch", framework="ms")[0]
     pt = fam.select("scratch", framework="pt")[0]
-    return {r.metric: r for r in parity_rows(ms, pt, load_tolerances(), "quick")}
+    return ms, pt, fam.select("scratch", framework="pt64")[0]
+
+
+def _one_arm(tmp_path, hooks=None):
+    ms, pt, judge = _arm_runs(tmp_path, hooks)
+    return {r.metric: r for r in parity_rows(ms, pt, load_tolerances(), "quick", judge=judge)}
 
 
 def test_planted_fault_a_different_lr_on_the_mindspore_side_fails(tmp_path):
@@ -214,6 +223,20 @@ def test_planted_fault_a_different_lr_on_the_mindspore_side_fails(tmp_path):
     assert rows["first.relative"].status == "pass"     # step 1's loss is computed before any update
     assert rows["worst.relative"].status == "fail" and "worst at step" in rows["worst.relative"].detail
     assert rows["step.relative"].status == "fail"
+    # the float64 judge: MindSpore left the float64 run by more than k x PyTorch's deviation + floor
+    assert rows["loss.ms_dev"].status == "fail" and rows["loss.ratio"].value > 4, rows["loss.ratio"]
+    assert rows["loss.excess"].status == "fail" and "first step over limit: " in rows["loss.excess"].detail
+
+
+def test_without_its_float64_run_the_judge_row_fails(tmp_path):
+    """The same arm unfaulted: every row passes, the judge's included; without the float64 run, a failed row."""
+    rows = _one_arm(tmp_path)
+    assert {m: r.status for m, r in rows.items() if r.limit is not None} == dict.fromkeys(
+        ["first.relative", "worst.relative", "step.relative", "loss.ms_dev", "loss.excess"], "pass")
+    assert rows["loss.pt_dev"].value > 0 and 0.25 < rows["loss.ratio"].value < 4   # both float32 runs leave float64
+    ms, pt, _ = _arm_runs(tmp_path)
+    (judge,) = [r for r in parity_rows(ms, pt, load_tolerances(), "quick") if r.quantity == "drift"]
+    assert judge.status == "fail" and "no PyTorch float64 run" in judge.detail
 
 
 def test_a_mindspore_run_without_its_pytorch_twin_is_a_failed_row():
@@ -221,3 +244,23 @@ def test_a_mindspore_run_without_its_pytorch_twin_is_a_failed_row():
                    train_loss=np.ones(2), lrs=np.ones(2), eval_steps=np.array([0, 2]), val_loss=np.ones(2), seconds=0)
     (r,) = parity_rows(ms, None, load_tolerances(), "quick")
     assert r.status == "fail" and "no PyTorch run" in r.detail
+
+
+@pytest.mark.parametrize("args, says", [(["--jobs", "0"], "--jobs must be >= 1"),
+                                        (["--runs-only", "--cached-only"], "contradict")])
+def test_bad_options_get_two_lines_and_exit_2(tmp_path, capsys, args, says):
+    from harness.cli import main
+    assert main(["study", "--quick", "--out", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("error: ") and says in err[0] and err[1].startswith("  fix: ")
+
+
+def test_a_family_process_that_fails_is_named_and_no_report_is_written(tmp_path, capsys, monkeypatch):
+    """Planted fault: each --jobs process ends in failure at once (its interpreter replaced by `false`)."""
+    from harness.cli import main
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    out = tmp_path / "out"
+    assert main(["study", "--quick", "--jobs", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "gpt2 (exit 1)" in err and "bert (exit 1)" in err and "fix: " in err
+    assert not (out / "summary.md").exists()

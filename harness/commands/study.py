@@ -1,8 +1,10 @@
 """`python -m harness study --config cases/study.toml [--quick]`: grown vs scratch continued pre-training,
 measured as the papers do (harness/study/). Writes <reports>/study/: curves.csv, summary.md,
 loss_vs_steps.png, loss_vs_flops.png; finished runs are kept in <reports>/study/runs/ (the same run is
-not done twice: an interrupted study resumes; --fresh redoes them). Exit 0, or 1 when a MindSpore curve
-leaves PyTorch's by more than its limit (cases/tolerances.toml), 2 on bad input.
+not done twice: an interrupted study resumes; --fresh redoes them). --jobs N trains up to N families at once,
+each in a `--runs-only` process of its own, then writes the reports from the runs they kept. Exit 0, or 1
+when a MindSpore curve leaves PyTorch's (or the float64 run's, more than PyTorch's does) by more than its
+limit (cases/tolerances.toml), 2 on bad input.
 """
 from __future__ import annotations
 
@@ -30,6 +32,11 @@ def add_parser(sub) -> None:
     p.add_argument("--fresh", action="store_true", help="redo every run (ignore <out>/runs/)")
     p.add_argument("--cached-only", action="store_true",
                    help="train nothing: write the reports from the runs <out>/runs/ holds, listing the ones it lacks")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="families trained at once, each in a process of its own (default 1; make study: 2, one per "
+                   "core); the reports are then written from the runs they kept")
+    p.add_argument("--runs-only", action="store_true",
+                   help="train the runs into <out>/runs/ and write no report (what each --jobs process does)")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads per framework (default 1: on a shared 2-core machine two threads measured "
                    "5x slower per step, spinning on oversubscribed cores)")
@@ -84,6 +91,47 @@ class RichReporter:
         print(text, file=sys.stderr, flush=True)
 
 
+def run_families(args, families: tuple[str, ...], out: Path) -> None:
+    """Each family's runs in a `study --families F --runs-only` process of its own, args.jobs at a time,
+    their lines passed on prefixed with the family; BadInput naming the family whose process failed."""
+    import subprocess
+    import threading
+
+    def command(family: str) -> list[str]:
+        cmd = [sys.executable, "-m", "harness", "study", "--config", str(args.config), "--families", family,
+               "--out", str(out), "--runs-only", "--threads", str(args.threads)]
+        if args.profile or args.quick:
+            cmd += ["--profile", args.profile or "quick"]
+        return cmd + (["--fresh"] if args.fresh else [])
+
+    def relay(family: str, proc: subprocess.Popen) -> None:
+        for line in proc.stderr:
+            print(f"[{family}] {line}", end="", file=sys.stderr, flush=True)
+
+    waiting, running, failed = list(families), [], []
+    try:
+        while waiting or running:
+            while waiting and len(running) < args.jobs:
+                family = waiting.pop(0)
+                proc = subprocess.Popen(command(family), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                reader = threading.Thread(target=relay, args=(family, proc), daemon=True)
+                reader.start()
+                running.append((family, proc, reader))
+            time.sleep(0.5)
+            for family, proc, reader in [r for r in running if r[1].poll() is not None]:
+                reader.join(timeout=10)
+                running.remove((family, proc, reader))
+                if proc.returncode != 0:
+                    failed.append(f"{family} (exit {proc.returncode})")
+    finally:
+        for _, proc, _ in running:   # an interrupt: the other families' processes end too (finished runs stay)
+            proc.terminate()
+            proc.wait()
+    if failed:
+        raise BadInput(f"the study's process for {', '.join(failed)} failed (its lines above say why)",
+                       "fix what it printed and rerun: finished runs are kept and not done again")
+
+
 def run(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -94,6 +142,10 @@ def run(args) -> int:
 
     if args.fresh and args.cached_only:
         raise BadInput("--fresh and --cached-only contradict each other", "pass one of them")
+    if args.jobs < 1:
+        raise BadInput(f"--jobs must be >= 1, got {args.jobs}", "use e.g. --jobs 2")
+    if args.runs_only and args.cached_only:
+        raise BadInput("--runs-only and --cached-only contradict each other", "pass one of them")
     if args.threads < 1:
         raise BadInput(f"--threads must be >= 1, got {args.threads}", "use e.g. --threads 1")
     profile = args.profile or ("quick" if args.quick else "full")
@@ -110,15 +162,22 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if not os.access(out, os.W_OK):
         raise BadInput(f"{out}: the report folder is not writable", "pass --out with a writable folder")
+    start = time.perf_counter()
+    cached_only = args.cached_only
+    if args.jobs > 1 and len(cfg.families) > 1 and not cached_only:
+        run_families(args, cfg.families, out)
+        cached_only = True   # every run is now in out/runs: the reports are read from there
     limit_threads(args.threads)
     console = Console(stderr=True)
-    start = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
                TimeElapsedColumn())
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
         reporter = RichReporter(console, progress)
         progress.update(reporter.overall, loss="")
-        results = run_study(cfg, out / "runs", reporter, fresh=args.fresh, cached_only=args.cached_only)
+        results = run_study(cfg, out / "runs", reporter, fresh=args.fresh and not cached_only,
+                            cached_only=cached_only)
+    if args.runs_only:
+        return 0
     written, failed = write_outputs(cfg, results, out, time.perf_counter() - start, " ".join(sys.argv[1:]))
     for path in written:
         print(path)

@@ -14,15 +14,20 @@ from harness.study.study import FamilyResult
 from harness.suite.corpus import STUDY_SPLITS
 
 
+def _twin(fam: FamilyResult, ms, framework: str):
+    """The run of `framework` with MindSpore's arm, seed and lr (None if the study has none)."""
+    found = [r for r in fam.runs if r.framework == framework and r.arm == ms.arm and r.seed == ms.seed
+             and r.lr == ms.lr]
+    return found[0] if found else None
+
+
 def _parity(results: dict[str, FamilyResult], profile: str):
     from harness.kinds.registry import load_tolerances
     tol = load_tolerances()
     rows = []
     for fam in results.values():
         for ms in [r for r in fam.runs if r.framework == "ms"]:
-            twins = [r for r in fam.runs if r.framework == "pt" and r.arm == ms.arm and r.seed == ms.seed
-                     and r.lr == ms.lr]
-            rows += parity_rows(ms, twins[0] if twins else None, tol, profile)
+            rows += parity_rows(ms, _twin(fam, ms, "pt"), tol, profile, judge=_twin(fam, ms, "pt64"))
     return rows
 
 

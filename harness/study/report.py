@@ -134,7 +134,7 @@ def family_section(fam: FamilyResult, summary: FamilySummary | None, batch: int,
 def parity_section(rows) -> str:
     if not rows:
         return "## MindSpore vs PyTorch\n\nNo MindSpore run in this profile.\n"
-    lines = ["## MindSpore vs PyTorch (ms.jit), the same steps", "",
+    lines = ["## MindSpore vs PyTorch (ms.jit), the same steps, each judged against PyTorch float64", "",
              "| case | metric | value | limit | status | detail |", "|---|---|---|---|---|---|"]
     for r in rows:
         limit = "-" if r.limit is None else f"{r.limit:g}"

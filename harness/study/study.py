@@ -6,7 +6,8 @@
 3. every grown arm, every seed, at the tuned scratch lr (the grown arms are not tuned: any bias is
    in scratch's favour), from the same source weights, the plan seeded by the arm's seed;
 4. BERT: the arm grown from the real MiniLM and its own scratch baseline (MiniLM's vocabulary);
-5. MindSpore (ms.jit) for the first `ms_steps` steps of the scratch and FPI arms (first seed).
+5. MindSpore (ms.jit) for the first `ms_steps` steps of the scratch and FPI arms (first seed), and the
+   same steps in PyTorch float64: the judge of which float32 side drifted (harness.study.parity).
 
 Batches: numpy, drawn from the run's seed (harness.core.batches), the same for every arm of a seed;
 validation: `eval_batches` fixed batches of the held-out novel (and fixed MLM masks).
@@ -58,7 +59,7 @@ def planned_runs(cfg: StudyConfig) -> int:
     """The runs the profile asks for (the progress bar's total; a cached run counts as one)."""
     per = len(cfg.lrs) + len(cfg.seeds) - 1
     grown = [a for a in cfg.arms if a in GROWN_ARMS]
-    per += 2 + len(grown) * len(cfg.seeds) + len([a for a in cfg.ms_arms if a == "scratch" or a in cfg.arms])
+    per += 2 + len(grown) * len(cfg.seeds) + 2 * len([a for a in cfg.ms_arms if a == "scratch" or a in cfg.arms])
     total = per * len(cfg.families)
     if "bert" in cfg.families and "minilm" in cfg.arms and cfg.models["bert"].minilm_target is not None:
         total += 2 * len(cfg.seeds)
@@ -167,17 +168,19 @@ class _Family:
         self.out.configs.update({"minilm": src, "minilm_target": dst})
 
     def mindspore(self, sources: dict[str, RunResult]) -> None:
+        """MindSpore's first ms_steps steps of each ms arm, then PyTorch float64's (the judge)."""
         first, target = self.cfg.seeds[0], self.models.target
         for arm in self.cfg.ms_arms:
-            if arm == "scratch":
-                self.run("scratch", first, target, self.out.tuned_lr, lambda: arms.scratch_state(target, first),
-                         framework="ms", stop=self.cfg.ms_steps)
-            elif arm in self.cfg.arms and "source" in sources:
-                src_cfg, source = self.models.source, sources["source"]
-                self.run(arm, first, arms.grown_config(arm, src_cfg, target), self.out.tuned_lr,
-                         lambda arm=arm, src_cfg=src_cfg, source=source:
-                         arms.grown_state(arm, src_cfg, source.weights, target, first),
-                         origin=source.key, framework="ms", stop=self.cfg.ms_steps)
+            for framework in ("ms", "pt64"):
+                if arm == "scratch":
+                    self.run("scratch", first, target, self.out.tuned_lr, lambda: arms.scratch_state(target, first),
+                             framework=framework, stop=self.cfg.ms_steps)
+                elif arm in self.cfg.arms and "source" in sources:
+                    src_cfg, source = self.models.source, sources["source"]
+                    self.run(arm, first, arms.grown_config(arm, src_cfg, target), self.out.tuned_lr,
+                             lambda arm=arm, src_cfg=src_cfg, source=source:
+                             arms.grown_state(arm, src_cfg, source.weights, target, first),
+                             origin=source.key, framework=framework, stop=self.cfg.ms_steps)
 
 
 def run_study(cfg: StudyConfig, folder: Path, reporter: Reporter, *, fresh: bool = False,

@@ -20,11 +20,11 @@ import numpy as np
 
 from harness.core.formats.atomic import commit, discard, temp_beside
 from harness.kinds.train.compare import (
-    _drift_rows,
-    _envelope_row,
     _params_row,
     _series_row,
     _tensor_errors,
+    drift_rows,
+    envelope_row,
     info as train_info,
     per_step,
 )
@@ -102,8 +102,8 @@ def rows(case, curves: dict, tol) -> list[Row]:
             firsts["params"], tensor = step, first
 
     pt_dev, ms_dev = per_step(pt.loss, judge.loss), per_step(ms.loss, judge.loss)
-    out += _drift_rows(case, tol, "loss", float(pt_dev.max()), float(ms_dev.max()), "total loss, worst step", DRIFT)
-    r, firsts["drift from float64"] = _envelope_row(cid, tol, pt_dev, ms_dev, DRIFT)
+    out += drift_rows(cid, tol, "loss", float(pt_dev.max()), float(ms_dev.max()), "total loss, worst step", DRIFT)
+    r, firsts["drift from float64"] = envelope_row(cid, tol, pt_dev, ms_dev, DRIFT)
     out += r
     for term in [t for t in judge.terms if t in pt.terms and t in ms.terms and t != "total"]:
         p, m = per_step(pt.terms[term], judge.terms[term]).max(), per_step(ms.terms[term], judge.terms[term]).max()
@@ -111,7 +111,7 @@ def rows(case, curves: dict, tol) -> list[Row]:
                         f"worst step: MindSpore {m:.3g} vs PyTorch {p:.3g} from float64", DRIFT))
     pt_p = max(_tensor_errors(pt.params[last], judge.params[last]).values())
     ms_p = max(_tensor_errors(ms.params[last], judge.params[last]).values())
-    out += _drift_rows(case, tol, "params", pt_p, ms_p, f"worst tensor at step {last}", DRIFT)
+    out += drift_rows(cid, tol, "params", pt_p, ms_p, f"worst tensor at step {last}", DRIFT)
 
     over = {k: v for k, v in firsts.items() if isinstance(v, int)}
     if over:

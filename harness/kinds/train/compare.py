@@ -82,20 +82,22 @@ def _params_row(case, metric, got, ref, limit, why, quantity="train_params") -> 
     return out, (None if first == "none" else first)
 
 
-def _drift_rows(case, tol, what: str, pt_dev: float, ms_dev: float, where: str, quantity="drift") -> list[Row]:
-    k, k_why = limited(tol, case.id, quantity, f"{what}.k")
-    floor, floor_why = limited(tol, case.id, quantity, f"{what}.floor")
+def drift_rows(cid: str, tol, what: str, pt_dev: float, ms_dev: float, where: str, quantity="drift") -> list[Row]:
+    """MindSpore's and PyTorch's deviation from float64 (`what`: loss | params) and their ratio; the gate:
+    MindSpore's <= k x PyTorch's + floor (cases/tolerances.toml)."""
+    k, k_why = limited(tol, cid, quantity, f"{what}.k")
+    floor, floor_why = limited(tol, cid, quantity, f"{what}.floor")
     ratio = ms_dev / pt_dev if pt_dev > 0 else (1.0 if ms_dev == 0 else float("inf"))
     bound = None if k is None or floor is None else k * pt_dev + floor
-    rows = [info(case.id, f"{what}.pt_dev", pt_dev, f"PyTorch float32 vs float64, {where}", quantity),
-            info(case.id, f"{what}.ratio", ratio, "MindSpore's deviation / PyTorch's", quantity),
-            row(case.id, quantity, f"{what}.ms_dev", ms_dev, bound,
+    rows = [info(cid, f"{what}.pt_dev", pt_dev, f"PyTorch float32 vs float64, {where}", quantity),
+            info(cid, f"{what}.ratio", ratio, "MindSpore's deviation / PyTorch's", quantity),
+            row(cid, quantity, f"{what}.ms_dev", ms_dev, bound,
                 f"MindSpore float32 vs float64, {where}; limit = k {k} x PyTorch's {pt_dev:.3g} + floor {floor}"
                 + k_why + floor_why)]
     return rows
 
 
-def _envelope_row(cid, tol, pt_dev: np.ndarray, ms_dev: np.ndarray, quantity="drift") -> tuple[list[Row], int | None]:
+def envelope_row(cid, tol, pt_dev: np.ndarray, ms_dev: np.ndarray, quantity="drift") -> tuple[list[Row], int | None]:
     """Per step: MindSpore's loss deviation from float64 against k x the largest PyTorch deviation so far
     + floor (a running max, as single steps scatter over a decade). Value: the worst ratio to that bound."""
     k, _ = limited(tol, cid, quantity, "loss.k")
@@ -159,12 +161,12 @@ def rows(case, curves: dict, tol, note: str) -> list[Row]:
             firsts["params tensor"] = first
 
     pt_dev, ms_dev = per_step(pt.loss, judge.loss), per_step(ms.loss, judge.loss)
-    out += _drift_rows(case, tol, "loss", float(pt_dev.max()), float(ms_dev.max()), "worst step")
-    r, firsts["drift from float64"] = _envelope_row(cid, tol, pt_dev, ms_dev)
+    out += drift_rows(cid, tol, "loss", float(pt_dev.max()), float(ms_dev.max()), "worst step")
+    r, firsts["drift from float64"] = envelope_row(cid, tol, pt_dev, ms_dev)
     out += r
     pt_dev = max(_tensor_errors(pt.params[last], judge.params[last], case.family).values())
     ms_dev = max(_tensor_errors(ms.params[last], judge.params[last], case.family).values())
-    out += _drift_rows(case, tol, "params", pt_dev, ms_dev, f"worst tensor at step {last}")
+    out += drift_rows(cid, tol, "params", pt_dev, ms_dev, f"worst tensor at step {last}")
 
     over = {k: v for k, v in firsts.items() if isinstance(v, int)}
     if over:
