@@ -170,6 +170,8 @@ def test_quick_study_writes_curves_table_and_plots(quick):
             # a saving ("21.7 ± 0.0 %", "(k of n seeds reached it)" may follow), or why there is none
             assert re.match(r"-?[\d.]+ ± [\d.]+ %", cells[5]) or cells[5] == "-" and cells[3] == "not reached", line
     assert "Not run" not in summary
+    bert = summary.split("## BERT ")[1].split("\n## ")[0]    # the arm grown from the real MiniLM, and its scratch
+    assert f"| FPI from real MiniLM | {len(cfg.seeds)} |" in bert and "| scratch at MiniLM's grown size |" in bert
     assert "| study_quick_gpt2_fpi_paper | worst.relative |" in summary and "| fail |" not in summary
     assert "| study_quick_gpt2_fpi_paper | loss.ms_dev |" in summary   # the float64 judge's row
     assert "[gpt2] " in done.stderr and "[bert] " in done.stderr        # --jobs 2: a process per family

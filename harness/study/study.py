@@ -153,10 +153,11 @@ class _Family:
 
     def minilm(self) -> None:
         from harness.core.config import preset
+        from harness.core.lm_head import with_mlm_head
         dst = self.models.minilm_target
         if dst is None or "minilm" not in self.cfg.arms:
             return
-        src = preset("bert", "minilm")
+        src = with_mlm_head(preset("bert", "minilm"))   # as the target: BertForMaskedLM (its head seeded)
         steps = self.cfg.minilm_steps
         for seed in self.cfg.seeds:
             self.run("minilm_scratch", seed, dst, self.out.tuned_lr, lambda seed=seed: arms.scratch_state(dst, seed),
