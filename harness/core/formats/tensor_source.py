@@ -96,7 +96,23 @@ def _read_exactly(fd: int, view: memoryview, offset: int, path: Path, what: str)
         view, offset = view[n:], offset + n
 
 
-class TensorFile(Mapping):
+class _OpenFile:
+    """Owns one read-only file descriptor (self._fd, -1 once closed): close() and the context manager."""
+    _fd = -1
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class TensorFile(_OpenFile, Mapping):
     """A .safetensors or .ckpt file as a read-only mapping name -> numpy array, each tensor read on
     access into a fresh array (module doc). Use as a context manager, or close()."""
 
@@ -142,17 +158,6 @@ class TensorFile(Mapping):
         if hasattr(os, "posix_fadvise") and self._fd >= 0:
             for start, end in self.entries[name].spans:
                 os.posix_fadvise(self._fd, start, end - start, os.POSIX_FADV_WILLNEED)
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class SourceWindow:
@@ -241,7 +246,7 @@ class SourceWindow:
 
 
 # -- front to back, hashed --------------------------------------------------------------
-class SequentialReader:
+class SequentialReader(_OpenFile):
     """A file read front to back exactly once (no seeks back), every byte fed to sha256 as it passes;
     tensors come out in file order, in pieces. Page cache behind the reader is dropped
     (posix_fadvise DONTNEED) so a 27 GB file leaves no 27 GB of cache behind."""
@@ -292,13 +297,3 @@ class SequentialReader:
     def hexdigest(self) -> str:
         return self.sha.hexdigest()
 
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
